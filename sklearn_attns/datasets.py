@@ -1,0 +1,331 @@
+"""Fine-step trajectory data: generation, and the paper's benchmarks cached on disk.
+
+Dtype policy: all data is made and returned in float64 NumPy arrays, whatever the
+system computes internally, because it is the reference the hybrid solvers are judged by.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+from sklearn.utils import Bunch, check_random_state, gen_even_slices
+
+from ._validation import check_count, check_multiple, check_positive, check_states
+from .integrators import get_integrator
+from .systems import ElasticPendulum, KLinkPendulum, SpringMass, as_system
+
+__all__ = [
+    "TrajectoryBlowUpError",
+    "make_trajectories",
+    "get_data_home",
+    "load_spring_mass",
+    "load_elastic_pendulum",
+    "load_klink_pendulum",
+]
+
+# Rows per work unit of the stepping path: a (rows, n_state) float64 batch and its stage
+# temporaries stay within a core's L2 cache, where the elementwise updates run fastest.
+_CACHE_FRIENDLY_VALUES = 16_384
+
+
+class TrajectoryBlowUpError(FloatingPointError):
+    """Raised when generated trajectories become non-finite.
+
+    Attributes
+    ----------
+    indices : ndarray of int
+        The trajectories that blew up.
+    times : ndarray of float
+        For each, the first output time at which its state was non-finite.
+    """
+
+    def __init__(self, indices, times, n_trajectories):
+        self.indices = np.asarray(indices)
+        self.times = np.asarray(times)
+        shown = ", ".join(f"#{i} at t={t:g}" for i, t in zip(self.indices[:10], self.times[:10]))
+        more = f" and {len(self.indices) - 10} more" if len(self.indices) > 10 else ""
+        super().__init__(
+            f"{len(self.indices)} of {n_trajectories} trajectories became non-finite: {shown}{more}. "
+            "Use a smaller fine_dt or a more accurate method."
+        )
+
+
+def make_trajectories(
+    system,
+    n_trajectories=None,
+    t_end=20.0,
+    dt=0.2,
+    fine_dt=1e-3,
+    method="rk4",
+    initial_conditions=None,
+    random_state=None,
+    n_jobs=None,
+    verbose=0,
+):
+    """Integrate many trajectories with a fine step and keep every ``dt``.
+
+    Parameters
+    ----------
+    system : ODESystem
+        The system to integrate.
+    n_trajectories : int, default=None
+        Number of trajectories; 100 if neither it nor ``initial_conditions`` is given.
+    t_end : float, default=20.0
+        Final time; a multiple of ``dt``.
+    dt : float, default=0.2
+        Spacing of the returned states.
+    fine_dt : float, default=1e-3
+        Integration step; ``dt`` must be an integer multiple of it.
+    method : str, default="rk4"
+        Integrator of the fine steps (see :func:`sklearn_attns.integrators.get_integrator`).
+    initial_conditions : array-like of shape (n_trajectories, n_state), default=None
+        Starting states; drawn with ``system.sample_initial_conditions`` if None.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initial conditions when they are drawn.
+    n_jobs : int, default=None
+        Processes for the stepping path, through joblib: None means 1 unless in a
+        ``joblib.parallel_config`` context (which also selects a Dask or Ray backend);
+        -1 means all cores.
+    verbose : int, default=0
+        Progress output: 1 prints a summary with the rate, larger values joblib's progress.
+
+    Returns
+    -------
+    X : ndarray of shape (n_trajectories, round(t_end / dt) + 1, n_state), float64
+        ``X[:, 0]`` are the initial conditions, rows are ``dt`` apart.
+
+    Raises
+    ------
+    TrajectoryBlowUpError
+        If any trajectory becomes non-finite; it names which ones and when.
+
+    Notes
+    -----
+    Systems with a ``linear_operator`` (``du/dt = A u``, such as :class:`SpringMass`)
+    take a shortcut that is exact in arithmetic: one step of an explicit Runge-Kutta
+    method is multiplication by its stability polynomial ``R(fine_dt A)``, so the
+    ``dt / fine_dt`` fine steps between outputs are one product with ``R^k``. It agrees
+    with stepping to rounding error. Other systems step batch by batch, spread over
+    ``n_jobs`` processes.
+
+    Examples
+    --------
+    >>> from sklearn_attns.systems import SpringMass
+    >>> from sklearn_attns.datasets import make_trajectories
+    >>> X = make_trajectories(SpringMass(n_masses=20), n_trajectories=10, t_end=2.0,
+    ...                       dt=0.2, fine_dt=1e-3, random_state=0)
+    >>> X.shape
+    (10, 11, 40)
+    """
+    system = as_system(system)
+    integrator = get_integrator(method)
+    t_end = check_positive(t_end, "t_end")
+    dt = check_positive(dt, "dt")
+    fine_dt = check_positive(fine_dt, "fine_dt")
+    n_steps = check_multiple(t_end, dt, "t_end", "dt")
+    substeps = check_multiple(dt, fine_dt, "dt", "fine_dt")
+    u0 = _initial_conditions(system, n_trajectories, initial_conditions, random_state)
+    _check_rhs(system, u0[:2])
+
+    start = time.perf_counter()
+    operator = getattr(system, "linear_operator", None)
+    if operator is not None:
+        X = _integrate_linear(operator, integrator, u0, fine_dt, substeps, n_steps)
+    else:
+        n_chunks = max(joblib.effective_n_jobs(n_jobs), len(u0) * system.n_state // _CACHE_FRIENDLY_VALUES)
+        chunks = list(gen_even_slices(len(u0), min(len(u0), n_chunks)))
+        parts = joblib.Parallel(n_jobs=n_jobs, verbose=max(0, verbose - 1))(
+            joblib.delayed(_integrate_batch)(system, integrator, u0[chunk], fine_dt, substeps, n_steps)
+            for chunk in chunks
+        )
+        X = np.concatenate(parts)
+    if verbose:
+        elapsed = time.perf_counter() - start
+        rate = len(u0) * n_steps * substeps / max(elapsed, 1e-12)
+        print(
+            f"make_trajectories: {len(u0)} trajectories x {n_steps * substeps} fine steps of "
+            f"{system.label} in {elapsed:.2f} s ({rate:.3g} trajectory-steps/s)"
+        )
+    _raise_on_blow_up(X, dt)
+    return X
+
+
+def _initial_conditions(system, n_trajectories, initial_conditions, random_state):
+    if initial_conditions is None:
+        n = 100 if n_trajectories is None else check_count(n_trajectories, "n_trajectories")
+        return system.sample_initial_conditions(n, random_state=random_state)
+    u0 = check_states(initial_conditions, system.n_state, "initial_conditions", finite=True)
+    u0 = np.array(u0, dtype=np.float64)
+    if n_trajectories is not None and check_count(n_trajectories, "n_trajectories") != len(u0):
+        raise ValueError(
+            f"n_trajectories={n_trajectories} disagrees with the {len(u0)} initial_conditions given."
+        )
+    return u0
+
+
+def _check_rhs(system, u):
+    """Call ``system.rhs`` once so a wrong return type or shape fails here, named."""
+    du = system.rhs(u.copy())
+    if not isinstance(du, np.ndarray):
+        raise TypeError(f"system.rhs must return a NumPy array for NumPy input, got {type(du).__name__}.")
+    if not np.issubdtype(du.dtype, np.floating):
+        raise TypeError(f"system.rhs must return floating values, got dtype {du.dtype}.")
+    if du.shape != u.shape:
+        raise ValueError(f"system.rhs must return the shape of its input {u.shape}, got {du.shape}.")
+
+
+def _integrate_linear(operator, integrator, u0, fine_dt, substeps, n_steps):
+    step = integrator.stability_polynomial(fine_dt * np.asarray(operator, dtype=np.float64))
+    propagator_t = np.linalg.matrix_power(step, substeps).T
+    X = np.empty((len(u0), n_steps + 1, u0.shape[1]))
+    X[:, 0] = u0
+    with np.errstate(all="ignore"):
+        for n in range(n_steps):
+            np.matmul(X[:, n], propagator_t, out=X[:, n + 1])
+    return X
+
+
+def _integrate_batch(system, integrator, u0, fine_dt, substeps, n_steps):
+    X = np.empty((len(u0), n_steps + 1, u0.shape[1]))
+    X[:, 0] = u = u0
+    with np.errstate(all="ignore"):
+        for n in range(n_steps):
+            for _ in range(substeps):
+                u = integrator.step(system.rhs, u, fine_dt)
+            X[:, n + 1] = u
+    return X
+
+
+def _raise_on_blow_up(X, dt):
+    finite = np.isfinite(X).all(axis=2)
+    bad = np.flatnonzero(~finite.all(axis=1))
+    if len(bad):
+        first = np.argmin(finite[bad], axis=1)
+        raise TrajectoryBlowUpError(bad, first * dt, len(X))
+
+
+# --- The paper's benchmarks, cached on disk -------------------------------------------------
+
+# Table 3 of the paper: (train, validation, test) sizes, T, and the coarse dt.
+_BENCHMARKS = {
+    "spring_mass": dict(sizes=(5000, 100, 5000), t_end=20.0, dt=0.2),
+    "elastic_pendulum": dict(sizes=(20000, 1000, 10000), t_end=50.0, dt=0.1),
+    "klink_pendulum": dict(sizes=(20000, 1000, 10000), t_end=10.0, dt=0.1),
+}
+_SCALES = {"paper": 1.0, "quick": 0.05, "tiny": 0.002}
+
+
+def get_data_home(data_home=None):
+    """Return the folder where benchmark datasets are cached, creating it.
+
+    By default ``~/sklearn_attns_data``; the environment variable ``SKLEARN_ATTNS_DATA``
+    moves it, and an explicit ``data_home`` overrides both.
+    """
+    if data_home is None:
+        data_home = os.environ.get("SKLEARN_ATTNS_DATA", Path("~") / "sklearn_attns_data")
+    path = Path(data_home).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _load_benchmark(name, system, scale, train_method, fine_dt, reference_fine_dt, data_home,
+                    random_state, n_jobs, verbose):
+    spec = _BENCHMARKS[name]
+    if isinstance(scale, str):
+        if scale not in _SCALES:
+            raise ValueError(f"scale must be one of {sorted(_SCALES)} or a fraction in (0, 1], got {scale!r}.")
+        fraction = _SCALES[scale]
+    else:
+        fraction = check_positive(scale, "scale")
+        if fraction > 1:
+            raise ValueError(f"scale must be at most 1 (the paper's sizes), got {scale!r}.")
+    sizes = [max(1, int(round(n * fraction))) for n in spec["sizes"]]
+    check_count(random_state, "random_state", minimum=0)
+    get_integrator(train_method)
+    params = dict(name=name, system=repr(system), system_params=system.get_params(deep=True),
+                  sizes=sizes, t_end=spec["t_end"], dt=spec["dt"], train_method=train_method,
+                  fine_dt=fine_dt, reference_fine_dt=reference_fine_dt, random_state=random_state)
+    path = get_data_home(data_home) / f"{name}-{joblib.hash(params)[:16]}.npz"
+    if path.exists():
+        with np.load(path) as data:
+            splits = {key: data[key] for key in ("train", "validation", "test")}
+    else:
+        seeds = np.random.RandomState(random_state).randint(2**31 - 1, size=3)
+        splits = {}
+        for split, n, seed in zip(("train", "validation", "test"), sizes, seeds):
+            # Training data uses the solver-specific method and fine step; the held-out
+            # splits are the RK4 reference at the finer step (Table 3).
+            method, step = (train_method, fine_dt) if split == "train" else ("rk4", reference_fine_dt)
+            if verbose:
+                print(f"{name}: making {split} split ({n} trajectories, {method}, fine step {step:g})")
+            splits[split] = make_trajectories(
+                system, n, spec["t_end"], spec["dt"], step, method, random_state=int(seed),
+                n_jobs=n_jobs, verbose=verbose,
+            )
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+        np.savez(tmp, **splits)
+        os.replace(tmp, path)
+    return Bunch(system=system, dt=spec["dt"], t_end=spec["t_end"], path=path, **splits)
+
+
+_LOADER_DOC = """Return the {title} benchmark's train / validation / test trajectories (Table 3).
+
+    Data is made once and cached under :func:`get_data_home`; later calls with the same
+    arguments load it.
+
+    Parameters
+    ----------{extra}
+    scale : {{"paper", "quick", "tiny"}} or float, default="quick"
+        Sizes as a fraction of the paper's {sizes} (train, validation, test):
+        "paper" is 1, "quick" 0.05, "tiny" 0.002.
+    train_method : str, default="rk4"
+        Integrator of the training data (the paper uses the solver's own for the chain).
+    fine_dt : float, default=1e-3
+        Fine step of the training data.
+    reference_fine_dt : float, default=1e-4
+        Fine step of the RK4 validation and test data (the paper used 1e-5; the test
+        suite checks 1e-4 against scipy's DOP853).
+    data_home : str or path-like, default=None
+        Cache folder; see :func:`get_data_home`.
+    random_state : int, default=0
+        Seed of the initial conditions.
+    n_jobs : int, default=None
+        Processes used to make the data (see :func:`make_trajectories`).
+    verbose : int, default=0
+        Progress output.
+
+    Returns
+    -------
+    data : Bunch
+        ``train``, ``validation``, ``test`` arrays ``(n, n_times, n_state)`` float64,
+        plus ``system``, ``dt``, ``t_end`` and the cache ``path``.
+    """
+
+
+def load_spring_mass(n_masses=20, scale="quick", train_method="rk4", fine_dt=1e-3, reference_fine_dt=1e-4,
+                     data_home=None, random_state=0, n_jobs=None, verbose=0):
+    return _load_benchmark("spring_mass", SpringMass(n_masses=n_masses), scale, train_method, fine_dt,
+                           reference_fine_dt, data_home, random_state, n_jobs, verbose)
+
+
+def load_elastic_pendulum(scale="quick", train_method="rk4", fine_dt=1e-3, reference_fine_dt=1e-4,
+                          data_home=None, random_state=0, n_jobs=None, verbose=0):
+    return _load_benchmark("elastic_pendulum", ElasticPendulum(), scale, train_method, fine_dt,
+                           reference_fine_dt, data_home, random_state, n_jobs, verbose)
+
+
+def load_klink_pendulum(n_links=2, scale="quick", train_method="rk4", fine_dt=1e-3, reference_fine_dt=1e-4,
+                        data_home=None, random_state=0, n_jobs=None, verbose=0):
+    return _load_benchmark("klink_pendulum", KLinkPendulum(n_links=n_links), scale, train_method, fine_dt,
+                           reference_fine_dt, data_home, random_state, n_jobs, verbose)
+
+
+load_spring_mass.__doc__ = _LOADER_DOC.format(
+    title="spring-mass chain", sizes="5k / 0.1k / 5k",
+    extra="\n    n_masses : int, default=20\n        Number of masses of the chain (``SpringMass(n_masses)``).")
+load_elastic_pendulum.__doc__ = _LOADER_DOC.format(title="elastic pendulum", sizes="20k / 1k / 10k", extra="")
+load_klink_pendulum.__doc__ = _LOADER_DOC.format(
+    title="K-link pendulum", sizes="20k / 1k / 10k",
+    extra="\n    n_links : int, default=2\n        Number of links (``KLinkPendulum(n_links)``).")

@@ -1,0 +1,373 @@
+"""ODE systems du/dt = f(u): the paper's three benchmarks and a wrapper for a user's own.
+
+Every system takes a batch of states of shape ``(n, n_state)`` and returns the time
+derivative in the same layout, type, dtype and device: NumPy in, NumPy out; torch in,
+torch out. Physical parameters are constructor arguments, so a system is a
+scikit-learn style object that clones, pickles and prints its parameters.
+
+Dtype policy: the equations are evaluated in the dtype of the input; reference data is
+made in float64 (see :mod:`sklearn_attns.datasets`).
+"""
+
+import pickle
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+
+from ._array import like, namespace
+from ._validation import check_count as _check_count
+from ._validation import check_positive as _check_positive
+from ._validation import check_states as _check_states
+
+__all__ = ["ODESystem", "SpringMass", "ElasticPendulum", "KLinkPendulum", "as_system"]
+
+
+class ODESystem(BaseEstimator):
+    """An autonomous ODE ``du/dt = rhs(u)`` on batches of states.
+
+    Parameters
+    ----------
+    rhs : callable
+        ``rhs(u) -> du`` with ``u`` of shape ``(n, n_state)``. It must accept the array
+        type it is given (NumPy for data generation; torch tensors when a hybrid solver
+        trains or predicts) and return the same shape. Define it with ``def`` at module
+        level so that it pickles (a lambda or a nested function does not).
+    n_state : int
+        Dimension of the state.
+    initial_conditions : callable, default=None
+        ``initial_conditions(n, rng) -> array (n, n_state)`` with ``rng`` a
+        ``numpy.random.RandomState``; needed only by :meth:`sample_initial_conditions`.
+    name : str, default=None
+        A label used in reports.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_attns.systems import ODESystem
+    >>> def decay(u):
+    ...     return -u
+    >>> system = ODESystem(rhs=decay, n_state=2)
+    >>> system.rhs(np.ones((3, 2))).shape
+    (3, 2)
+    """
+
+    def __init__(self, rhs=None, n_state=None, initial_conditions=None, name=None):
+        self.rhs = rhs
+        self.n_state = n_state
+        self.initial_conditions = initial_conditions
+        self.name = name
+
+    def sample_initial_conditions(self, n, random_state=None):
+        """Draw ``n`` initial states, shape ``(n, n_state)``, float64."""
+        n = _check_count(n, "n")
+        rng = check_random_state(random_state)
+        if self.initial_conditions is None:
+            raise ValueError(
+                "This ODESystem has no initial_conditions sampler; pass "
+                "initial_conditions=callable(n, rng) or give initial conditions explicitly."
+            )
+        u0 = np.asarray(self.initial_conditions(n, rng), dtype=np.float64)
+        if u0.shape != (n, self.n_state):
+            raise ValueError(
+                f"initial_conditions(n, rng) must return shape {(n, self.n_state)}, got {u0.shape}."
+            )
+        return u0
+
+    @property
+    def label(self):
+        return getattr(self, "name", None) or type(self).__name__
+
+    def _constant(self, name, u):
+        """Return the constant array ``self._constants()[name]`` as the type of ``u``, cached.
+
+        Moving a matrix to the GPU on every right-hand-side call would dominate a rollout,
+        so each (name, dtype, device) is converted once; changing a parameter clears it.
+        """
+        cache = self.__dict__.setdefault("_constant_cache", {})
+        key = (name, str(getattr(u, "dtype", None)), str(getattr(u, "device", "cpu")))
+        if key not in cache:
+            cache[key] = like(self._constants()[name], u)
+        return cache[key]
+
+    def _constants(self):
+        return {}
+
+    def __setattr__(self, name, value):
+        self.__dict__.pop("_constant_cache", None)
+        super().__setattr__(name, value)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_constant_cache", None)
+        for key in ("rhs", "initial_conditions"):
+            value = state.get(key)
+            if value is None:
+                continue
+            try:
+                pickle.dumps(value)
+            except Exception as exc:
+                raise pickle.PicklingError(
+                    f"ODESystem.{key}={value!r} cannot be pickled ({exc}). Saving a model, cloning "
+                    "it into worker processes and joblib.dump need it to pickle: define the function "
+                    "with `def` at the top level of an importable module instead of a lambda, a "
+                    "nested function or a function in __main__ of a script run by workers."
+                ) from exc
+        return state
+
+
+class SpringMass(ODESystem):
+    """Chain of ``n_masses`` masses joined by ``n_masses + 1`` springs between two walls.
+
+    State ``u = (q_1..q_d, p_1..p_d)`` (positions, then momenta)::
+
+        dq_i/dt = p_i / m_i
+        dp_i/dt = k_i (q_{i-1} - q_i) + k_{i+1} (q_{i+1} - q_i),   q_0 = q_{d+1} = 0
+
+    The system is linear, ``du/dt = A u``; :attr:`linear_operator` exposes ``A``.
+
+    Parameters
+    ----------
+    n_masses : int, default=20
+        Number of masses ``d``; ``n_state = 2 d``.
+    random_state : int, default=0
+        Seed for the spring constants and masses, drawn as in the SRNN benchmark code:
+        ``k = 5 max(N(1, 1/4), 0.2)``, ``m = max(N(1, 1/4), 0.2)`` (that code set no seed;
+        we fix 0 so the benchmark is reproducible).
+    spring_constants : array-like of shape (n_masses + 1,), default=None
+        Explicit spring constants, overriding the random draw.
+    masses : array-like of shape (n_masses,), default=None
+        Explicit masses, overriding the random draw.
+    ic_range : float, default=2.5
+        Initial positions and momenta are drawn from ``U[-ic_range, ic_range]`` (Table 4).
+
+    Examples
+    --------
+    >>> from sklearn_attns.systems import SpringMass
+    >>> system = SpringMass(n_masses=20, random_state=0)
+    >>> system.n_state
+    40
+    >>> system.rhs(system.sample_initial_conditions(5, random_state=0)).shape
+    (5, 40)
+    """
+
+    def __init__(self, n_masses=20, random_state=0, spring_constants=None, masses=None, ic_range=2.5):
+        self.n_masses = n_masses
+        self.random_state = random_state
+        self.spring_constants = spring_constants
+        self.masses = masses
+        self.ic_range = ic_range
+
+    @property
+    def n_state(self):
+        return 2 * _check_count(self.n_masses, "n_masses")
+
+    def _parameters(self):
+        d = _check_count(self.n_masses, "n_masses")
+        rng = np.random.RandomState(self.random_state)
+        # std 1/4 as printed in the benchmark's notes; spring constants first, then masses.
+        k = 5.0 * np.maximum(rng.normal(1.0, 0.25, size=d + 1), 0.2)
+        m = np.maximum(rng.normal(1.0, 0.25, size=d), 0.2)
+        if self.spring_constants is not None:
+            k = np.asarray(self.spring_constants, dtype=np.float64)
+        if self.masses is not None:
+            m = np.asarray(self.masses, dtype=np.float64)
+        if k.shape != (d + 1,) or m.shape != (d,):
+            raise ValueError(
+                f"spring_constants must have shape ({d + 1},) and masses ({d},), got {k.shape} and {m.shape}."
+            )
+        if np.any(k <= 0) or np.any(m <= 0):
+            raise ValueError("spring_constants and masses must be positive.")
+        return k, m
+
+    @property
+    def k_(self):
+        return self._parameters()[0]
+
+    @property
+    def m_(self):
+        return self._parameters()[1]
+
+    @property
+    def linear_operator(self):
+        """The matrix ``A`` (float64, ``(n_state, n_state)``) with ``du/dt = A u``."""
+        k, m = self._parameters()
+        d = len(m)
+        stiffness = np.diag(-(k[:-1] + k[1:])) + np.diag(k[1:-1], 1) + np.diag(k[1:-1], -1)
+        a = np.zeros((2 * d, 2 * d))
+        a[:d, d:] = np.diag(1.0 / m)
+        a[d:, :d] = stiffness
+        return a
+
+    def _constants(self):
+        k, m = self._parameters()
+        return {"operator_t": np.ascontiguousarray(self.linear_operator.T), "k": k, "m": m}
+
+    def rhs(self, u):
+        u = _check_states(u, self.n_state)
+        return u @ self._constant("operator_t", u)
+
+    def sample_initial_conditions(self, n, random_state=None):
+        n = _check_count(n, "n")
+        rng = check_random_state(random_state)
+        c = _check_positive(self.ic_range, "ic_range")
+        return rng.uniform(-c, c, size=(n, self.n_state))
+
+    def energy(self, u):
+        """Total energy ``sum p^2/(2m) + sum k/2 (q_i - q_{i-1})^2`` per state."""
+        u = _check_states(u, self.n_state)
+        d = self.n_masses
+        xp = namespace(u)
+        q, p = u[:, :d], u[:, d:]
+        zero = q[:, :1] * 0
+        stretch = xp.concatenate([q, zero], 1) - xp.concatenate([zero, q], 1)
+        k, m = self._constant("k", u), self._constant("m", u)
+        return (p**2 / (2 * m)).sum(1) + (0.5 * k * stretch**2).sum(1)
+
+
+class ElasticPendulum(ODESystem):
+    """A mass on a spring swinging in a plane; state ``(theta, r, theta_dot, r_dot)``.
+
+    ::
+
+        theta'' = (-g sin(theta) - 2 theta' r') / r
+        r''     = r theta'^2 - (k/m)(r - l0) + g cos(theta)
+
+    (The paper prints ``theta' r'`` without the factor 2, a typo: the Lagrangian gives 2.)
+
+    Parameters
+    ----------
+    k : float, default=40.0
+        Spring constant.
+    m : float, default=1.0
+        Mass.
+    l0 : float, default=10.0
+        Rest length; also the initial length ``r0``.
+    g : float, default=9.8
+        Gravity (the paper's Table 4; NeurVec's code uses 9.81).
+    theta_max : float, default=pi/8
+        Initial angles are drawn from ``U[0, theta_max]``; velocities start at 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_attns.systems import ElasticPendulum
+    >>> system = ElasticPendulum()
+    >>> float(system.rhs(np.array([[0.0, 10.0, 0.0, 0.0]]))[0, 3])  # r'' = g at rest length
+    9.8
+    """
+
+    n_state = 4
+
+    def __init__(self, k=40.0, m=1.0, l0=10.0, g=9.8, theta_max=np.pi / 8):
+        self.k = k
+        self.m = m
+        self.l0 = l0
+        self.g = g
+        self.theta_max = theta_max
+
+    def rhs(self, u):
+        u = _check_states(u, 4)
+        xp = namespace(u)
+        theta, r, w, v = u[:, 0], u[:, 1], u[:, 2], u[:, 3]
+        g = self.g
+        theta_acc = (-g * xp.sin(theta) - 2.0 * w * v) / r
+        r_acc = r * w**2 - (self.k / self.m) * (r - self.l0) + g * xp.cos(theta)
+        return xp.stack([w, v, theta_acc, r_acc], 1)
+
+    def sample_initial_conditions(self, n, random_state=None):
+        n = _check_count(n, "n")
+        rng = check_random_state(random_state)
+        u0 = np.zeros((n, 4))
+        u0[:, 0] = rng.uniform(0.0, self.theta_max, size=n)
+        u0[:, 1] = self.l0
+        return u0
+
+    def energy(self, u):
+        """Kinetic plus elastic plus gravitational energy per state."""
+        u = _check_states(u, 4)
+        xp = namespace(u)
+        theta, r, w, v = u[:, 0], u[:, 1], u[:, 2], u[:, 3]
+        kinetic = 0.5 * self.m * (v**2 + (r * w) ** 2)
+        return kinetic + 0.5 * self.k * (r - self.l0) ** 2 - self.m * self.g * r * xp.cos(theta)
+
+
+class KLinkPendulum(ODESystem):
+    """A chain of ``n_links`` unit masses on unit massless rods; state ``(theta, theta_dot)``.
+
+    Angles are measured from the downward vertical. ``A(theta) theta'' = b`` with
+    ``A_ij = c_ij cos(theta_i - theta_j)``,
+    ``b_i = -sum_j c_ij theta_j'^2 sin(theta_i - theta_j) - (K - i + 1) g sin(theta_i)``
+    and ``c_ij = K - max(i, j) + 1`` (1-indexed).
+
+    Parameters
+    ----------
+    n_links : int, default=2
+        Number of links ``K``; ``n_state = 2 K``.
+    g : float, default=9.8
+        Gravity.
+    theta_max : float, default=pi/8
+        Initial angles are drawn from ``U[0, theta_max]^K``; velocities start at 0.
+
+    Examples
+    --------
+    >>> from sklearn_attns.systems import KLinkPendulum
+    >>> KLinkPendulum(n_links=3).n_state
+    6
+    """
+
+    def __init__(self, n_links=2, g=9.8, theta_max=np.pi / 8):
+        self.n_links = n_links
+        self.g = g
+        self.theta_max = theta_max
+
+    @property
+    def n_state(self):
+        return 2 * _check_count(self.n_links, "n_links")
+
+    def _constants(self):
+        n = _check_count(self.n_links, "n_links")
+        idx = np.arange(1, n + 1)
+        # c_ij: how many masses hang at or below both joints i and j; weight_i = c_ii.
+        return {"c": n - np.maximum.outer(idx, idx) + 1.0, "weight": np.arange(n, 0, -1, dtype=np.float64)}
+
+    def rhs(self, u):
+        u = _check_states(u, self.n_state)
+        xp = namespace(u)
+        n = self.n_links
+        theta, w = u[:, :n], u[:, n:]
+        c, weight = self._constant("c", u), self._constant("weight", u)
+        diff = theta[:, :, None] - theta[:, None, :]
+        mass_matrix = c * xp.cos(diff)
+        b = -(c * xp.sin(diff) * (w**2)[:, None, :]).sum(2) - weight * self.g * xp.sin(theta)
+        if xp is np:
+            acc = np.linalg.solve(mass_matrix, b[..., None])[..., 0]
+        else:
+            acc = xp.linalg.solve(mass_matrix, b)
+        return xp.concatenate([w, acc], 1)
+
+    def sample_initial_conditions(self, n, random_state=None):
+        n = _check_count(n, "n")
+        rng = check_random_state(random_state)
+        u0 = np.zeros((n, self.n_state))
+        u0[:, : self.n_links] = rng.uniform(0.0, self.theta_max, size=(n, self.n_links))
+        return u0
+
+    def energy(self, u):
+        """Kinetic plus gravitational energy per state (unit masses and lengths)."""
+        u = _check_states(u, self.n_state)
+        xp = namespace(u)
+        n = self.n_links
+        theta, w = u[:, :n], u[:, n:]
+        c, weight = self._constant("c", u), self._constant("weight", u)
+        diff = theta[:, :, None] - theta[:, None, :]
+        kinetic = 0.5 * (c * xp.cos(diff) * w[:, :, None] * w[:, None, :]).sum((1, 2))
+        return kinetic - self.g * (weight * xp.cos(theta)).sum(1)
+
+
+def as_system(system, n_state=None):
+    """Accept an :class:`ODESystem` or a plain picklable ``rhs`` callable."""
+    if isinstance(system, ODESystem):
+        return system
+    if callable(system):
+        return ODESystem(rhs=system, n_state=n_state)
+    raise TypeError(f"system must be an ODESystem or a callable rhs(u), got {type(system).__name__}.")
