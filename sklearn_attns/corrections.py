@@ -1,0 +1,242 @@
+"""Learned corrections of a base integrator step, and the one network builder they share.
+
+A hybrid step is ``u_next = u + dt * S + delta`` with ``S`` the integrator's slope
+(Table 5 of the paper). Each correction says what its network sees and how the
+network's output becomes ``delta``:
+
+=========  ===========================  ================================================
+name       network input                ``delta``
+=========  ===========================  ================================================
+none       (no network)                 0
+attns      ``S``                        ``Q[S]`` (paper Eq. 10, the method)
+attns-m    ``S``                        ``dt S (Q[S] - 1)`` (Eq. 6, multiplicative)
+neurvec    ``u``                        ``Net(u)`` (NeurVec)
+fsnet      ``u``                        ``Net(u)``, sine activation (FSNet)
+csm        ``u + dt S``                 ``Net(u + dt S)`` (network sees the solver output)
+=========  ===========================  ================================================
+
+Scaling (the paper's lambda): the network works on standardised inputs and on outputs
+divided by ``output_scale``, fitted from the data so that its training target has unit
+size whatever the magnitude of the states; its last layer starts at zero, so an untrained
+correction leaves the base solver unchanged.
+"""
+
+import torch
+from torch import nn
+
+__all__ = ["CORRECTIONS", "get_correction", "build_network", "Rational", "ChannelSine", "HybridStep"]
+
+
+class Correction:
+    """How a network's output corrects one base step (``none``: it does not)."""
+
+    name = "none"
+    uses_network = False
+    default_activation = "rational"
+
+    def __init__(self, attention_input="S"):
+        self.attention_input = attention_input
+
+    def features(self, u, slope, dt):
+        """The network's raw input: the attention sees ``S`` (or ``S dt``, Table 2)."""
+        return dt * slope if self.attention_input == "S*dt" else slope
+
+    def delta(self, output, slope, dt):
+        """The change added to the base step ``u + dt * slope``."""
+        return output
+
+    def output_scale(self, residual, slope, dt):
+        """Per-component scale making ``residual / (delta per unit output)`` unit-sized."""
+        return rms(residual)
+
+
+class AttNS(Correction):
+    name, uses_network = "attns", True
+
+
+class AttNSMultiplicative(Correction):
+    name, uses_network = "attns-m", True
+
+    def delta(self, output, slope, dt):
+        return dt * slope * output
+
+    def output_scale(self, residual, slope, dt):
+        return rms(residual) / rms(dt * slope)
+
+
+class NeurVec(Correction):
+    name, uses_network = "neurvec", True
+
+    def features(self, u, slope, dt):
+        return u
+
+
+class FSNet(NeurVec):
+    name, default_activation = "fsnet", "sine"
+
+
+class CSM(Correction):
+    name, uses_network = "csm", True
+
+    def features(self, u, slope, dt):
+        return u + dt * slope
+
+
+CORRECTIONS = {c.name: c for c in (Correction, AttNS, AttNSMultiplicative, NeurVec, FSNet, CSM)}
+
+
+def get_correction(name, attention_input="S"):
+    """Return the :class:`Correction` for a name; ``ValueError`` lists the valid ones."""
+    if not isinstance(name, str) or name.lower() not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {sorted(CORRECTIONS)}, got {name!r}.")
+    return CORRECTIONS[name.lower()](attention_input)
+
+
+def rms(x):
+    """Root mean square over the batch axis, 1 where a component is constant zero."""
+    scale = torch.sqrt((x**2).mean(0))
+    # A component that never changes gets scale 1 rather than a division by zero.
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+class Rational(nn.Module):
+    """Rational activation of degree (3, 2) with coefficients shared across units.
+
+    ``a(x) = (a0 + a1 x + a2 x^2 + a3 x^3) / D(x)``, initialised as the minimax fit of
+    ReLU on [-1, 1] (Boullé et al. 2020). With ``safe=True`` (default),
+    ``D(x) = 1 + |b1 x + b2 x^2|`` cannot vanish; ``safe=False`` is the original
+    ``D(x) = b0 + b1 x + b2 x^2``.
+    """
+
+    def __init__(self, safe=True):
+        super().__init__()
+        self.safe = safe
+        self.numerator = nn.Parameter(torch.tensor([0.0218, 0.5, 1.5957, 1.1915]))
+        self.denominator = nn.Parameter(torch.tensor([1.0, 0.0, 2.383]))
+
+    def forward(self, x):
+        a, b = self.numerator, self.denominator
+        p = a[0] + x * (a[1] + x * (a[2] + x * a[3]))
+        q = x * (b[1] + x * b[2])
+        return p / (1.0 + q.abs()) if self.safe else p / (b[0] + q)
+
+
+class ChannelSine(nn.Module):
+    """FSNet's channel-wise sine ``sin(w_c x + b_c)``, ``w_c`` starting at 30 and ``b_c`` at 0."""
+
+    def __init__(self, width, frequency=30.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((width,), float(frequency)))
+        self.bias = nn.Parameter(torch.zeros(width))
+
+    def forward(self, x):
+        return torch.sin(self.weight * x + self.bias)
+
+
+_ACTIVATIONS = {
+    "rational": lambda width: Rational(safe=True),
+    "rational-original": lambda width: Rational(safe=False),
+    "sine": ChannelSine,
+    "relu": lambda width: nn.ReLU(),
+    "tanh": lambda width: nn.Tanh(),
+    "gelu": lambda width: nn.GELU(),
+}
+
+
+class _Skip(nn.Module):
+    """``body(x) + gain * x`` with a learnable per-component gain starting at 0."""
+
+    def __init__(self, body, n_features):
+        super().__init__()
+        self.body = body
+        self.gain = nn.Parameter(torch.zeros(n_features))
+
+    def forward(self, x):
+        return self.body(x) + self.gain * x
+
+
+def build_network(n_features, depth=2, width=1024, activation="rational", skip_connection=False):
+    """The paper's Eq. (8): ``W_h o a o ... o W_2 o a o W_1`` from ``n_features`` to itself.
+
+    Parameters
+    ----------
+    n_features : int
+        Input and output dimension (the state dimension).
+    depth : int, default=2
+        Number of linear layers ``h`` (Table 1 uses 2, 3, 4).
+    width : int, default=1024
+        Hidden width ``d1`` (Table 1 uses 512, 1024, 2048).
+    activation : str, default="rational"
+        One of "rational" (safe denominator), "rational-original", "sine", "relu",
+        "tanh", "gelu".
+    skip_connection : bool, default=False
+        Add a learnable multiple of the input to the output (Table 2); it starts at 0.
+
+    Returns
+    -------
+    torch.nn.Module
+        Its last layer is zero, so the untrained network outputs exactly 0.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_attns.corrections import build_network
+    >>> net = build_network(4, depth=3, width=32)
+    >>> net(torch.randn(5, 4)).abs().max().item()
+    0.0
+    """
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}.")
+    layers, size = [], n_features
+    for _ in range(depth - 1):
+        layers += [nn.Linear(size, width), _ACTIVATIONS[activation](width)]
+        size = width
+    last = nn.Linear(size, n_features)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    net = nn.Sequential(*layers, last)
+    if activation == "sine":
+        # SIREN's first-layer init, so that sin(30 x) starts with arguments of order one.
+        nn.init.uniform_(net[0].weight, -1.0 / n_features, 1.0 / n_features)
+    return _Skip(net, n_features) if skip_connection else net
+
+
+class HybridStep(nn.Module):
+    """One corrected step ``u -> u + dt S + delta``; shared by training and prediction.
+
+    Parameters
+    ----------
+    rhs : callable
+        The system's right-hand side on torch tensors.
+    integrator : Integrator
+        The base method.
+    dt : float
+        Coarse step.
+    correction : Correction
+        How the network corrects the step.
+    network : torch.nn.Module or None
+        The correction network (None for ``correction="none"``).
+    input_mean, input_scale, output_scale : torch.Tensor or None
+        Standardisation fitted on the training data.
+    """
+
+    def __init__(self, rhs, integrator, dt, correction, network=None, input_mean=None, input_scale=None,
+                 output_scale=None):
+        super().__init__()
+        self.rhs, self.integrator, self.dt, self.correction = rhs, integrator, dt, correction
+        self.network = network
+        for name, value in (("input_mean", input_mean), ("input_scale", input_scale),
+                            ("output_scale", output_scale)):
+            self.register_buffer(name, value)
+
+    def correction_delta(self, u, slope):
+        """``delta`` for states ``u`` with base slopes ``slope``."""
+        if self.network is None:
+            return torch.zeros_like(u)
+        z = (self.correction.features(u, slope, self.dt) - self.input_mean) / self.input_scale
+        output = self.network(z.to(self.input_mean.dtype)) * self.output_scale
+        return self.correction.delta(output.to(u.dtype), slope, self.dt)
+
+    def forward(self, u):
+        slope = self.integrator.increment(self.rhs, u, self.dt)
+        return u + self.dt * slope + self.correction_delta(u, slope)

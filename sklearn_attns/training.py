@@ -1,0 +1,165 @@
+"""Training of a correction network (paper Alg. 1) in small single-purpose pieces.
+
+Dtype policy: states, base increments and residuals are computed in float64 on the
+training device, once for the whole training set; the network trains in its own dtype
+(float32 by default) on standardised inputs and unit-scaled targets.
+"""
+
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from .corrections import rms
+
+__all__ = ["TeacherForcedData", "RolloutData", "EarlyStopping", "train_epochs"]
+
+
+def _chunks(n, size):
+    return (slice(i, min(i + size, n)) for i in range(0, n, size))
+
+
+class TeacherForcedData:
+    """All single coarse steps ``(u_t, u_{t+stride})`` of the training trajectories.
+
+    The base slopes ``S(u_t)`` are computed once here, not per epoch.
+    """
+
+    def __init__(self, X, stride, step, device, batch_size):
+        n_traj, n_times, n_state = X.shape
+        u = torch.as_tensor(X[:, :-stride].reshape(-1, n_state), device=device, dtype=torch.float64)
+        u_next = torch.as_tensor(X[:, stride:].reshape(-1, n_state), device=device, dtype=torch.float64)
+        slope = torch.empty_like(u)
+        with torch.no_grad():
+            for part in _chunks(len(u), max(batch_size, 1)):
+                slope[part] = step.integrator.increment(step.rhs, u[part], step.dt)
+        self.u, self.u_next, self.slope, self.device = u, u_next, slope, u.device
+        self.residual = u_next - (u + step.dt * slope)
+        # The paper's lambda, per component: residuals divided by their RMS have unit
+        # size, so the loss works for states of any magnitude.
+        self.loss_scale = rms(self.residual)
+
+    def __len__(self):
+        return len(self.u)
+
+    def fit_scaling(self, step):
+        """Return the network's ``input_mean, input_scale, output_scale`` (float64)."""
+        features = step.correction.features(self.u, self.slope, step.dt)
+        mean, scale = features.mean(0), features.std(0)
+        scale = torch.where(scale > 1e-12 * (mean.abs() + 1), scale, torch.ones_like(scale))
+        output_scale = step.correction.output_scale(self.residual, self.slope, step.dt)
+        return mean, scale, output_scale
+
+    def batch_loss(self, step, index, loss_scale, input_noise, generator):
+        u, slope, residual = self.u[index], self.slope[index], self.residual[index]
+        if input_noise:
+            # Robustness experiment (paper Sec. 5(4)): perturb the input state.
+            noise = torch.randn(u.shape, generator=generator, device="cpu", dtype=u.dtype).to(u.device)
+            u = u + input_noise * noise
+            slope = step.integrator.increment(step.rhs, u, step.dt)
+            residual = self.u_next[index] - (u + step.dt * slope)
+        delta = step.correction_delta(u, slope)
+        return (((delta - residual) / loss_scale) ** 2).mean()
+
+
+class RolloutData:
+    """Segments of ``rollout_steps + 1`` coarse states for unrolled multi-step training."""
+
+    def __init__(self, X, stride, rollout_steps, device):
+        n_traj, n_times, n_state = X.shape
+        span = stride * rollout_steps
+        if n_times <= span:
+            raise ValueError(
+                f"rollout_steps={rollout_steps} needs trajectories longer than {span} data steps, "
+                f"got {n_times} times."
+            )
+        starts = np.arange(n_times - span)
+        segments = np.stack([X[:, s : s + span + 1 : stride] for s in starts], 1).reshape(-1, rollout_steps + 1, n_state)
+        self.segments = torch.as_tensor(segments, device=device, dtype=torch.float64)
+        self.device = self.segments.device
+
+    def __len__(self):
+        return len(self.segments)
+
+    def batch_loss(self, step, index, loss_scale, input_noise, generator):
+        segment = self.segments[index]
+        u, loss = segment[:, 0], 0.0
+        if input_noise:
+            noise = torch.randn(u.shape, generator=generator, device="cpu", dtype=u.dtype).to(u.device)
+            u = u + input_noise * noise
+        for k in range(1, segment.shape[1]):
+            u = step(u)
+            loss = loss + (((u - segment[:, k]) / loss_scale) ** 2).mean()
+        return loss / (segment.shape[1] - 1)
+
+
+class EarlyStopping:
+    """Tracks the best score and its weights; says when to stop (MLPRegressor's rule).
+
+    Scores are "higher is better": the negative training loss, or a validation score.
+    """
+
+    def __init__(self, tol, patience):
+        self.tol, self.patience = tol, patience
+        self.best_score, self.best_state, self.epochs_without_improvement = -np.inf, None, 0
+
+    def update(self, score, module):
+        if score > self.best_score + self.tol:
+            self.epochs_without_improvement = 0
+        else:
+            self.epochs_without_improvement += 1
+        if score > self.best_score:
+            self.best_score = score
+            self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        return self.epochs_without_improvement >= self.patience
+
+    def restore(self, module):
+        if self.best_state is not None:
+            module.load_state_dict(self.best_state)
+
+
+def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rate, input_noise, generator,
+                 stopper, validation_score=None, verbose=0, log=None):
+    """Run Adam with a per-iteration cosine schedule; return ``(n_epochs, stopped, interrupted)``.
+
+    ``log`` receives ``(epoch, loss, validation_score)`` after each epoch. Ctrl-C ends
+    training after restoring the best weights so far.
+    """
+    network = step.network
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    n_batches = -(-len(data) // batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs * n_batches))
+    epoch, stopped, interrupted = 0, False, False
+    try:
+        for epoch in range(1, max_epochs + 1):
+            start, total = time.perf_counter(), 0.0
+            order = torch.randperm(len(data), generator=generator).to(data.device)
+            for part in _chunks(len(data), batch_size):
+                index = order[part]
+                loss = data.batch_loss(step, index, loss_scale, input_noise, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total += loss.item() * len(index)
+            loss = total / len(data)
+            score = validation_score() if validation_score is not None else -loss
+            if not np.isfinite(loss):
+                warnings.warn(f"training loss became {loss} at epoch {epoch}; keeping the best weights.",
+                              RuntimeWarning, stacklevel=3)
+                stopped = True
+            if log is not None:
+                log(epoch, loss, score if validation_score is not None else None)
+            if verbose:
+                extra = f", validation score {score:.4g}" if validation_score is not None else ""
+                print(f"epoch {epoch}/{max_epochs}: loss {loss:.4g}{extra}, "
+                      f"lr {scheduler.get_last_lr()[0]:.3g}, {time.perf_counter() - start:.1f} s", flush=True)
+            if stopper.update(score, network) or stopped:
+                stopped = True
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+        warnings.warn(f"training interrupted at epoch {epoch}; the best weights so far are kept.",
+                      RuntimeWarning, stacklevel=3)
+    return epoch, stopped, interrupted
