@@ -3,6 +3,8 @@
 import numbers
 
 import numpy as np
+from scipy import sparse
+from sklearn.utils import check_array
 
 from ._array import is_tensor
 
@@ -35,7 +37,13 @@ def check_multiple(numerator, denominator, numerator_name, denominator_name, rto
     return count
 
 
-def check_states(u, n_state, name="u", finite=False):
+def _state_mismatch(name, got, expected, owner):
+    who = owner or "the system"
+    return ValueError(f"{name} has {got} features, but {who} is expecting {expected} features as input "
+                      f"(the state dimension n_state).")
+
+
+def check_states(u, n_state, name="u", finite=False, owner=None):
     """Check a batch of states of shape ``(n, n_state)``.
 
     NumPy input becomes a floating array (integers are promoted to float64); torch tensors
@@ -52,30 +60,31 @@ def check_states(u, n_state, name="u", finite=False):
             raise TypeError(f"{name} must be real, got dtype {u.dtype}.")
         if not np.issubdtype(u.dtype, np.floating):
             u = u.astype(np.float64)
-    if u.ndim != 2 or u.shape[1] != n_state:
-        raise ValueError(f"{name} must have shape (n, {n_state}), got {tuple(u.shape)}.")
+    if u.ndim != 2:
+        raise ValueError(f"{name} must be 2-D with shape (n, {n_state}), got shape {tuple(u.shape)}.")
+    if u.shape[1] != n_state:
+        raise _state_mismatch(name, u.shape[1], n_state, owner)
     if finite and not bool((u == u).all() and (abs(u) < float("inf")).all()):
         raise ValueError(f"{name} must be finite (no NaN or inf).")
     return u
 
 
-def check_trajectories(X, n_state=None, name="X", min_times=2):
-    """Check trajectories ``(n_traj, n_times, n_state)``: float64 NumPy, finite."""
-    try:
-        X = np.asarray(X)
-    except Exception as exc:
-        raise TypeError(f"{name} must be array-like of numbers: {exc}") from exc
-    if X.dtype == object or not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
-        raise TypeError(f"{name} must hold real numbers, got dtype {X.dtype}.")
+def check_trajectories(X, n_state=None, name="X", min_times=2, owner=None):
+    """Check trajectories ``(n_traj, n_times, n_state)``: finite float64 NumPy.
+
+    A 2-D array is one trajectory ``(n_times, n_state)``, as in tslearn, so that
+    scikit-learn's tooling (and its estimator checks) can pass ordinary 2-D data.
+    """
+    if getattr(X, "ndim", None) == 2 or (not hasattr(X, "ndim") and not sparse.issparse(X) and np.ndim(X) == 2):
+        X = check_array(X, dtype=np.float64, ensure_min_samples=min_times, input_name=name)[None]
+    X = check_array(X, dtype=np.float64, allow_nd=True, input_name=name)
     if X.ndim != 3:
         raise ValueError(
             f"{name} must be 3-D (n_trajectories, n_times, n_state), got {X.ndim}-D with shape {X.shape}."
         )
-    if X.shape[0] < 1 or X.shape[1] < min_times:
-        raise ValueError(f"{name} must hold at least 1 trajectory of {min_times} times, got shape {X.shape}.")
+    if X.shape[1] < min_times or X.shape[2] < 1:
+        raise ValueError(f"{name} must hold trajectories of at least {min_times} times and 1 state, "
+                         f"got shape {X.shape}.")
     if n_state is not None and X.shape[2] != n_state:
-        raise ValueError(f"{name} has n_state={X.shape[2]}, expected {n_state}.")
-    X = X.astype(np.float64, copy=False)
-    if not np.isfinite(X).all():
-        raise ValueError(f"{name} contains NaN or inf.")
+        raise _state_mismatch(name, X.shape[2], n_state, owner)
     return X

@@ -44,12 +44,18 @@ class TrajectoryBlowUpError(FloatingPointError):
     def __init__(self, indices, times, n_trajectories):
         self.indices = np.asarray(indices)
         self.times = np.asarray(times)
+        self.n_trajectories = n_trajectories
         shown = ", ".join(f"#{i} at t={t:g}" for i, t in zip(self.indices[:10], self.times[:10]))
         more = f" and {len(self.indices) - 10} more" if len(self.indices) > 10 else ""
         super().__init__(
             f"{len(self.indices)} of {n_trajectories} trajectories became non-finite: {shown}{more}. "
             "Use a smaller fine_dt or a more accurate method."
         )
+
+    def __reduce__(self):
+        # The default rebuilds from self.args (the message alone), which does not fit
+        # __init__: without this the error cannot cross a process boundary (joblib workers).
+        return type(self), (self.indices, self.times, self.n_trajectories)
 
 
 def make_trajectories(

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_count, check_multiple, check_positive, check_states, check_trajectories
@@ -258,13 +258,6 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}.")
         return system, dt, stride, integrator, correction
 
-    @staticmethod
-    def _check_X(X, n_state=None):
-        """3-D trajectories; a 2-D array is one trajectory ``(n_times, n_state)``."""
-        if getattr(X, "ndim", np.ndim(X)) == 2:
-            X = np.asarray(X)[None]
-        return check_trajectories(X, n_state, "X")
-
     # --- fitting --------------------------------------------------------------------------
 
     def fit(self, X, y=None):
@@ -284,7 +277,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         """
         system, dt, stride, integrator, correction = self._check_params()
         fitted = self.warm_start and hasattr(self, "model_")
-        X = self._check_X(X, self.n_features_in_ if fitted else None)
+        X = check_trajectories(X, self.n_features_in_ if fitted else None, owner=type(self).__name__)
         n_state = X.shape[2]
         if system.n_state is not None and system.n_state != n_state:
             raise ValueError(f"X has n_state={n_state} but system has n_state={system.n_state}.")
@@ -389,8 +382,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "model_")
         n_steps = check_count(n_steps, "n_steps", minimum=0)
-        u0 = check_states(X, self.n_features_in_, "X", finite=True)
-        u0 = np.asarray(u0, dtype=np.float64)
+        u0 = check_array(X, dtype=np.float64, input_name="X")
+        u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
         paths = np.empty((len(u0), n_steps + 1, self.n_features_in_))
         step = self.model_
         with torch.no_grad():
@@ -412,7 +405,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         an MSE of ``MAX_SCORE_ERROR`` (1e100), so the score stays finite.
         """
         check_is_fitted(self, "model_")
-        X = self._check_X(X, self.n_features_in_)[:, :: self.stride_]
+        X = check_trajectories(X, self.n_features_in_, owner=type(self).__name__)[:, :: self.stride_]
         if X.shape[1] < 2:
             raise ValueError(f"X needs at least {self.stride_ + 1} times to score one step.")
         return self._score_trajectories(X)
@@ -442,11 +435,14 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
         model_bytes = state.pop("_model_bytes", None)
+        weights = state.pop("_model_weights", None)
         self.__dict__.update(state)
         if model_bytes is not None:
-            self.device_ = _loadable_device(self.device_)
             weights = torch.load(io.BytesIO(model_bytes), map_location="cpu", weights_only=True)
+        if weights is not None:
+            self.device_ = _loadable_device(self.device_)
             self.model_ = self._rebuild_model(weights)
 
     def _rebuild_model(self, weights):
