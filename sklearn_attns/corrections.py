@@ -225,16 +225,26 @@ class HybridStep(nn.Module):
         super().__init__()
         self.rhs, self.integrator, self.dt, self.correction = rhs, integrator, dt, correction
         self.network = network
+        self.compiled_network = None
         for name, value in (("input_mean", input_mean), ("input_scale", input_scale),
                             ("output_scale", output_scale)):
             self.register_buffer(name, value)
+
+    def compile(self):
+        """Run the network through ``torch.compile`` (fuses the activation's many elementwise
+        operations; the first call compiles for tens of seconds, later ones reuse the cache).
+        The compiled wrapper is not a submodule, so the state dict and pickles are unchanged."""
+        if self.network is not None and self.compiled_network is None:
+            object.__setattr__(self, "compiled_network", torch.compile(self.network, dynamic=False))
+        return self
 
     def correction_delta(self, u, slope):
         """``delta`` for states ``u`` with base slopes ``slope``."""
         if self.network is None:
             return torch.zeros_like(u)
         z = (self.correction.features(u, slope, self.dt) - self.input_mean) / self.input_scale
-        output = self.network(z.to(self.input_mean.dtype)) * self.output_scale
+        network = self.compiled_network or self.network
+        output = network(z.to(self.input_mean.dtype)) * self.output_scale
         return self.correction.delta(output.to(u.dtype), slope, self.dt)
 
     def forward(self, u):

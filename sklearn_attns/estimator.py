@@ -130,6 +130,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "auto" (CUDA when available), "cpu", "cuda", "cuda:N" or a ``torch.device``.
     dtype : {"float32", "float64"}, default="float32"
         Dtype of the network. States and the base integrator always run in float64.
+    compile : bool, default=False
+        Run the network through ``torch.compile`` for training and prediction. It fuses
+        the rational activation (several times faster on CPU and GPU) at the price of a
+        compilation of some tens of seconds per process, cached on disk afterwards.
     random_state : int, RandomState instance or None, default=None
         Seeds the data subset, the split, the initial weights and the shuffling; with an
         int, CPU fits are repeatable.
@@ -196,6 +200,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         warm_start=False,
         device="auto",
         dtype="float32",
+        compile=False,
         random_state=None,
         verbose=0,
     ):
@@ -222,6 +227,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         self.warm_start = warm_start
         self.device = device
         self.dtype = dtype
+        self.compile = compile
         self.random_state = random_state
         self.verbose = verbose
 
@@ -254,6 +260,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}.")
+        if not isinstance(self.compile, (bool, np.bool_)):
+            raise TypeError(f"compile must be a bool, got {self.compile!r}.")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}.")
         return system, dt, stride, integrator, correction
@@ -330,6 +338,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                 self.validation_scores_.append(score)
 
         validation_score = None if validation is None else (lambda: self._score_trajectories(validation))
+        if self.compile:
+            step.compile()
         step.network.train()
         epochs, stopped, interrupted = train_epochs(
             step, data, loss_scale=loss_scale, max_epochs=self.max_epochs,
@@ -385,7 +395,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         u0 = check_array(X, dtype=np.float64, input_name="X")
         u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
         paths = np.empty((len(u0), n_steps + 1, self.n_features_in_))
-        step = self.model_
+        step = self.model_.compile() if self.compile else self.model_
         with torch.no_grad():
             for start in range(0, len(u0), self.batch_size):
                 u = torch.as_tensor(u0[start : start + self.batch_size], device=self.device_)
