@@ -103,10 +103,11 @@ INTEGRATORS = {
 _ALIASES = {"improved_euler": "heun"}
 
 
-def get_integrator(integrator):
+def get_integrator(integrator, param="integrator"):
     """Return the :class:`Integrator` for a name (or pass an ``Integrator`` through).
 
     Valid names: ``"euler"``, ``"heun"`` (alias ``"improved_euler"``), ``"rk3"``, ``"rk4"``.
+    ``param`` is the parameter name used in error messages.
 
     Raises
     ------
@@ -117,10 +118,10 @@ def get_integrator(integrator):
         return integrator
     if not isinstance(integrator, str):
         raise TypeError(
-            f"integrator must be a str naming a method or an Integrator, got {type(integrator).__name__}."
+            f"{param} must be a str naming a method or an Integrator, got {type(integrator).__name__}."
         )
     key = _ALIASES.get(integrator.lower(), integrator.lower())
     if key not in INTEGRATORS:
         valid = sorted([*INTEGRATORS, *_ALIASES])
-        raise ValueError(f"integrator must be one of {valid}, got {integrator!r}.")
+        raise ValueError(f"{param} must be one of {valid}, got {integrator!r}.")
     return INTEGRATORS[key]

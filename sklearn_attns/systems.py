@@ -97,7 +97,7 @@ class ODESystem(BaseEstimator):
         super().__setattr__(name, value)
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())
         state.pop("_constant_cache", None)
         for key in ("rhs", "initial_conditions"):
             value = state.get(key)
