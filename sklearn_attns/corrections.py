@@ -155,7 +155,39 @@ class _Skip(nn.Module):
         return self.body(x) + self.gain * x
 
 
-def build_network(n_features, depth=2, width=1024, activation="rational", skip_connection=False):
+class _ComponentSequence(nn.Module):
+    """Table 2's sequence modules: the ``n_features`` components are a sequence of scalars
+    read by an LSTM or a Transformer encoder layer, each position projected back to one
+    value by a last layer that starts at zero."""
+
+    def __init__(self, n_features, width, module):
+        super().__init__()
+        self.module = module
+        if module == "lstm":
+            self.body = nn.LSTM(1, width, batch_first=True)
+        else:
+            self.embed = nn.Linear(1, width)
+            self.position = nn.Parameter(torch.randn(n_features, width) * 0.02)
+            heads = next(h for h in (8, 4, 2, 1) if width % h == 0)
+            self.body = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, dropout=0.0,
+                                                   batch_first=True)
+        self.head = nn.Linear(width, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x):
+        tokens = x.unsqueeze(-1)
+        if self.module == "lstm":
+            hidden, _ = self.body(tokens)
+        else:
+            hidden = self.body(self.embed(tokens) + self.position)
+        return self.head(hidden).squeeze(-1)
+
+
+MODULES = ("mlp", "lstm", "transformer")
+
+
+def build_network(n_features, depth=2, width=1024, activation="rational", skip_connection=False, module="mlp"):
     """The paper's Eq. (8): ``W_h o a o ... o W_2 o a o W_1`` from ``n_features`` to itself.
 
     Parameters
@@ -171,6 +203,10 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
         "tanh", "gelu".
     skip_connection : bool, default=False
         Add a learnable multiple of the input to the output (Table 2); it starts at 0.
+    module : {"mlp", "lstm", "transformer"}, default="mlp"
+        "mlp" is Eq. (8); "lstm" and "transformer" are Table 2's alternatives, reading the
+        components as a sequence with hidden size ``width`` (``depth`` and ``activation``
+        then do not apply).
 
     Returns
     -------
@@ -185,8 +221,13 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     >>> net(torch.randn(5, 4)).abs().max().item()
     0.0
     """
+    if module not in MODULES:
+        raise ValueError(f"module must be one of {list(MODULES)}, got {module!r}.")
     if activation not in _ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}.")
+    if module != "mlp":
+        net = _ComponentSequence(n_features, width, module)
+        return _Skip(net, n_features) if skip_connection else net
     layers, size = [], n_features
     for _ in range(depth - 1):
         layers += [nn.Linear(size, width), _ACTIVATIONS[activation](width)]

@@ -100,6 +100,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "rational" otherwise).
     skip_connection : bool, default=False
         Add a learnable multiple of the network input to its output (Table 2).
+    module : {"mlp", "lstm", "transformer"}, default="mlp"
+        The network: the paper's Eq. (8), or Table 2's LSTM / Transformer modules that
+        read the state components as a sequence (hidden size ``width``).
     attention_input : {"S", "S*dt"}, default="S"
         What the attention of attns / attns-m sees (Table 2). The inputs are
         standardised, so the two differ only by rounding unless the scale is degenerate.
@@ -187,6 +190,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         width=1024,
         activation=None,
         skip_connection=False,
+        module="mlp",
         attention_input="S",
         rollout_steps=1,
         input_noise=0.0,
@@ -214,6 +218,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         self.width = width
         self.activation = activation
         self.skip_connection = skip_connection
+        self.module = module
         self.attention_input = attention_input
         self.rollout_steps = rollout_steps
         self.input_noise = input_noise
@@ -368,14 +373,17 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         activation = self.activation or step.correction.default_activation
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            network = build_network(n_state, self.depth, self.width, activation, self.skip_connection)
+            network = build_network(n_state, self.depth, self.width, activation, self.skip_connection, self.module)
         return HybridStep(step.rhs, step.integrator, step.dt, step.correction, network.to(dtype),
                           mean.to(dtype), scale.to(dtype), output_scale.to(dtype)).to(device)
 
     # --- prediction -------------------------------------------------------------------------
 
-    def predict(self, X, n_steps=100):
+    def predict(self, X, n_steps=100, save_every=1, final_only=False):
         """Roll the hybrid solver out from initial conditions.
+
+        Trajectories are rolled out ``batch_size`` at a time and written straight into
+        the returned array, so peak memory stays close to the size of what is returned.
 
         Parameters
         ----------
@@ -383,30 +391,48 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             Initial conditions.
         n_steps : int, default=100
             Coarse steps of size ``dt``.
+        save_every : int, default=1
+            Keep every ``save_every``-th state (steps ``0, k, 2k, ... <= n_steps``).
+        final_only : bool, default=False
+            Return only the state after ``n_steps``, shape ``(n, n_state)``.
 
         Returns
         -------
-        paths : ndarray of shape (n, n_steps + 1, n_state), float64
+        paths : ndarray of shape (n, n_steps // save_every + 1, n_state), float64
             ``paths[:, 0]`` is ``X``. Trajectories that blow up hold non-finite values
-            from then on, with a :class:`RolloutWarning`.
+            from then on, with a :class:`RolloutWarning` saying how many and from which
+            step.
         """
         check_is_fitted(self, "model_")
         n_steps = check_count(n_steps, "n_steps", minimum=0)
+        save_every = check_count(save_every, "save_every")
         u0 = check_array(X, dtype=np.float64, input_name="X")
         u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
-        paths = np.empty((len(u0), n_steps + 1, self.n_features_in_))
+        n_saved = 1 if final_only else n_steps // save_every + 1
+        paths = np.empty((len(u0), n_saved, self.n_features_in_))
+        first_bad = np.full(len(u0), -1)
         step = self.model_.compile() if self.compile else self.model_
         with torch.no_grad():
             for start in range(0, len(u0), self.batch_size):
-                u = torch.as_tensor(u0[start : start + self.batch_size], device=self.device_)
-                batch = torch.empty((len(u), n_steps + 1, u.shape[1]), dtype=u.dtype, device=u.device)
-                batch[:, 0] = u
-                for n in range(n_steps):
+                stop = min(start + self.batch_size, len(u0))
+                u = torch.as_tensor(u0[start:stop], device=self.device_)
+                # On the CPU the batch is a view of the output; on a GPU it is copied once.
+                out = torch.from_numpy(paths[start:stop]).to(self.device_)
+                broken = torch.full((len(u),), -1, device=u.device)
+                out[:, 0] = u
+                for n in range(1, n_steps + 1):
                     u = step(u)
-                    batch[:, n + 1] = u
-                paths[start : start + len(u)] = batch.cpu().numpy()
-        _warn_on_blow_up(paths)
-        return paths
+                    newly = (broken < 0) & ~torch.isfinite(u).all(1)
+                    broken = torch.where(newly, n, broken)
+                    if final_only and n == n_steps:
+                        out[:, 0] = u
+                    elif not final_only and n % save_every == 0:
+                        out[:, n // save_every] = u
+                if out.device.type != "cpu":
+                    paths[start:stop] = out.cpu().numpy()
+                first_bad[start:stop] = broken.cpu().numpy()
+        _warn_on_blow_up(first_bad)
+        return paths[:, 0] if final_only else paths
 
     def score(self, X, y=None):
         """Negative trajectory MSE of rollouts from ``X[:, 0]`` against ``X`` (higher is better).
@@ -461,7 +487,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         step = HybridStep(_torch_rhs(system), integrator, dt, correction)
         if correction.uses_network:
             activation = self.activation or correction.default_activation
-            network = build_network(self.n_features_in_, self.depth, self.width, activation, self.skip_connection)
+            network = build_network(self.n_features_in_, self.depth, self.width, activation, self.skip_connection,
+                                    self.module)
             dtype = _DTYPES[self.dtype]
             empty = torch.empty(self.n_features_in_, dtype=dtype)
             step = HybridStep(step.rhs, integrator, dt, step.correction, network.to(dtype), empty, empty.clone(),
@@ -484,13 +511,12 @@ def _torch_rhs(system):
     return system.rhs
 
 
-def _warn_on_blow_up(paths):
-    finite = np.isfinite(paths).all(axis=2)
-    bad = ~finite.all(axis=1)
+def _warn_on_blow_up(first_bad):
+    """Warn about rollouts that became non-finite; ``first_bad`` is -1 or the first bad step."""
+    bad = first_bad >= 0
     if bad.any():
-        first = int(np.argmin(finite[bad], axis=1).min())
-        warnings.warn(f"{int(bad.sum())} of {len(paths)} rollouts became non-finite, the first at step {first}.",
-                      RolloutWarning, stacklevel=3)
+        warnings.warn(f"{int(bad.sum())} of {len(first_bad)} rollouts became non-finite, the first at step "
+                      f"{int(first_bad[bad].min())}.", RolloutWarning, stacklevel=3)
 
 
 def _named_solver(name, correction, what):

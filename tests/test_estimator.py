@@ -269,3 +269,25 @@ def test_safe_format_needs_a_user_system_to_be_passed_back(chain, tmp_path):
         load_model(tmp_path / "custom.npz")
     loaded = load_model(tmp_path / "custom.npz", system=est.system)
     np.testing.assert_array_equal(loaded.predict(X[:2, 0], 5), est.predict(X[:2, 0], 5))
+
+
+def test_predict_keeps_every_kth_state_or_only_the_final_one(chain):
+    system, X, _ = chain
+    est = _fit(system, X, max_epochs=1, batch_size=7)  # several prediction batches
+    full = est.predict(X[:10, 0], n_steps=20)
+    np.testing.assert_array_equal(est.predict(X[:10, 0], n_steps=20, save_every=5), full[:, ::5])
+    np.testing.assert_array_equal(est.predict(X[:10, 0], n_steps=21, save_every=5), est.predict(
+        X[:10, 0], n_steps=21)[:, ::5])
+    np.testing.assert_array_equal(est.predict(X[:10, 0], n_steps=20, final_only=True), full[:, -1])
+    with pytest.raises(ValueError, match="save_every"):
+        est.predict(X[:10, 0], n_steps=20, save_every=0)
+
+
+@pytest.mark.parametrize("module", ["lstm", "transformer"])
+def test_table2_sequence_modules_start_at_zero_and_learn(chain, module):
+    system, X, X_test = chain
+    untrained = _fit(system, X, module=module, width=16, max_epochs=0)
+    np.testing.assert_allclose(untrained.predict(X[:3, 0], 10), _plain_rollout(system, "rk4", X[:3, 0], 0.2, 10),
+                               rtol=1e-12, atol=1e-12)
+    trained = _fit(system, X, module=module, width=16, max_epochs=20, learning_rate=3e-3)
+    assert trained.loss_curve_[-1] < 0.5 * trained.loss_curve_[0]
