@@ -4,15 +4,17 @@ Dtype policy: all data is made and returned in float64 NumPy arrays, whatever th
 system computes internally, because it is the reference the hybrid solvers are judged by.
 """
 
+import numbers
 import os
 import time
 from pathlib import Path
 
 import joblib
 import numpy as np
-from sklearn.utils import Bunch, check_random_state, gen_even_slices
+from threadpoolctl import threadpool_limits
+from sklearn.utils import Bunch, gen_even_slices
 
-from ._validation import check_count, check_multiple, check_positive, check_states
+from ._validation import check_count, check_multiple, check_positive, check_random_state, check_states
 from .integrators import get_integrator
 from .systems import ElasticPendulum, KLinkPendulum, SpringMass, as_system
 
@@ -125,7 +127,13 @@ def make_trajectories(
     >>> X.shape
     (10, 11, 40)
     """
-    n_state = None if initial_conditions is None else np.shape(initial_conditions)[-1]
+    n_state = None
+    if initial_conditions is not None:
+        try:
+            shape = np.shape(initial_conditions)
+        except ValueError as exc:  # ragged nested lists
+            raise ValueError(f"initial_conditions must be an array of shape (n_trajectories, n_state): {exc}") from exc
+        n_state = shape[-1] if shape else None
     system = as_system(system, n_state)
     if system.n_state is None:
         raise ValueError("a plain rhs callable as system needs initial_conditions (they give n_state); "
@@ -136,6 +144,11 @@ def make_trajectories(
     fine_dt = check_positive(fine_dt, "fine_dt")
     n_steps = check_multiple(t_end, dt, "t_end", "dt")
     substeps = check_multiple(dt, fine_dt, "dt", "fine_dt")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0):
+        raise ValueError(f"n_jobs must be None or a non-zero int, got {n_jobs!r}.")
+    if isinstance(verbose, bool):
+        verbose = int(verbose)
+    verbose = check_count(verbose, "verbose", minimum=0)
     u0 = _initial_conditions(system, n_trajectories, initial_conditions, random_state)
     _check_rhs(system, u0[:2])
 
@@ -168,6 +181,9 @@ def _initial_conditions(system, n_trajectories, initial_conditions, random_state
         return system.sample_initial_conditions(n, random_state=random_state)
     u0 = check_states(initial_conditions, system.n_state, "initial_conditions", finite=True)
     u0 = np.array(u0, dtype=np.float64)
+    if len(u0) == 0:
+        raise ValueError("initial_conditions must hold at least one state, got shape "
+                         f"{u0.shape}.")
     if n_trajectories is not None and check_count(n_trajectories, "n_trajectories") != len(u0):
         raise ValueError(
             f"n_trajectories={n_trajectories} disagrees with the {len(u0)} initial_conditions given."
@@ -200,7 +216,8 @@ def _integrate_linear(operator, integrator, u0, fine_dt, substeps, n_steps):
 def _integrate_batch(system, integrator, u0, fine_dt, substeps, n_steps):
     X = np.empty((len(u0), n_steps + 1, u0.shape[1]))
     X[:, 0] = u = u0
-    with np.errstate(all="ignore"):
+    # Small matrix products gain nothing from a second BLAS thread; processes do the sharing.
+    with np.errstate(all="ignore"), threadpool_limits(1):
         for n in range(n_steps):
             for _ in range(substeps):
                 u = integrator.step(system.rhs, u, fine_dt)

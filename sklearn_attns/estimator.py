@@ -416,8 +416,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             for start in range(0, len(u0), self.batch_size):
                 stop = min(start + self.batch_size, len(u0))
                 u = torch.as_tensor(u0[start:stop], device=self.device_)
-                # On the CPU the batch is a view of the output; on a GPU it is copied once.
-                out = torch.from_numpy(paths[start:stop]).to(self.device_)
+                host = torch.from_numpy(paths[start:stop])
+                # On the CPU the batch writes straight into the output; on a GPU it is
+                # gathered there and copied back once.
+                out = host if self.device_.type == "cpu" else torch.empty(host.shape, dtype=u.dtype, device=u.device)
                 broken = torch.full((len(u),), -1, device=u.device)
                 out[:, 0] = u
                 for n in range(1, n_steps + 1):
@@ -428,8 +430,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                         out[:, 0] = u
                     elif not final_only and n % save_every == 0:
                         out[:, n // save_every] = u
-                if out.device.type != "cpu":
-                    paths[start:stop] = out.cpu().numpy()
+                if out is not host:
+                    host.copy_(out)
                 first_bad[start:stop] = broken.cpu().numpy()
         _warn_on_blow_up(first_bad)
         return paths[:, 0] if final_only else paths

@@ -5,13 +5,28 @@ import numpy as np
 __all__ = ["trajectory_mse", "mse_per_step"]
 
 
+def _as_real(values, name):
+    try:
+        array = np.asarray(values)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"{name} must be an array of shape (n_trajectories, n_times, n_state): {exc}") from exc
+    if array.dtype.kind not in "biuf":  # complex (whose imaginary part would be dropped), text, objects
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}.")
+    return array.astype(np.float64, copy=False)
+
+
 def _check_pair(y_true, y_pred):
-    y_true, y_pred = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    y_true, y_pred = _as_real(y_true, "y_true"), _as_real(y_pred, "y_pred")
     if y_true.ndim != 3 or y_true.shape != y_pred.shape:
         raise ValueError(
             "y_true and y_pred must be 3-D (n_trajectories, n_times, n_state) of equal shape, "
             f"got {y_true.shape} and {y_pred.shape}."
         )
+    if y_true.size == 0:
+        raise ValueError(f"y_true and y_pred must hold at least one trajectory, time and state, got {y_true.shape}.")
+    # Blown-up predictions are a result (an infinite error); a non-finite reference is a mistake.
+    if not np.isfinite(y_true).all():
+        raise ValueError("y_true must be finite (no NaN or inf).")
     return y_true, y_pred
 
 

@@ -12,11 +12,12 @@ made in float64 (see :mod:`sklearn_attns.datasets`).
 import pickle
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 
 from ._array import like, namespace
 from ._validation import check_count as _check_count
+from ._validation import check_non_negative as _check_non_negative
 from ._validation import check_positive as _check_positive
+from ._validation import check_random_state
 from ._validation import check_states as _check_states
 
 __all__ = ["ODESystem", "SpringMass", "ElasticPendulum", "KLinkPendulum", "as_system"]
@@ -61,16 +62,26 @@ class ODESystem(BaseEstimator):
         """Draw ``n`` initial states, shape ``(n, n_state)``, float64."""
         n = _check_count(n, "n")
         rng = check_random_state(random_state)
+        if self.n_state is not None:
+            _check_count(self.n_state, "n_state")
         if self.initial_conditions is None:
             raise ValueError(
                 "This ODESystem has no initial_conditions sampler; pass "
                 "initial_conditions=callable(n, rng) or give initial conditions explicitly."
             )
-        u0 = np.asarray(self.initial_conditions(n, rng), dtype=np.float64)
+        if not callable(self.initial_conditions):
+            raise TypeError(f"initial_conditions must be a callable(n, rng), got "
+                            f"{type(self.initial_conditions).__name__}.")
+        try:
+            u0 = np.asarray(self.initial_conditions(n, rng), dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"initial_conditions(n, rng) must return real numbers: {exc}") from exc
         if u0.shape != (n, self.n_state):
             raise ValueError(
                 f"initial_conditions(n, rng) must return shape {(n, self.n_state)}, got {u0.shape}."
             )
+        if not np.isfinite(u0).all():
+            raise ValueError("initial_conditions(n, rng) returned non-finite values (NaN or inf).")
         return u0
 
     @property
@@ -84,12 +95,26 @@ class ODESystem(BaseEstimator):
         so each (name, dtype, device) is converted once; changing a parameter clears it.
         """
         cache = self.__dict__.setdefault("_constant_cache", {})
-        key = (name, str(getattr(u, "dtype", None)), str(getattr(u, "device", "cpu")))
+        key = (name, u.dtype, getattr(u, "device", None))
         if key not in cache:
             cache[key] = like(self._constants()[name], u)
         return cache[key]
 
     def _constants(self):
+        return {}
+
+    def _parameter(self, name):
+        """A physical parameter as ``_check_parameters`` returns it, checked once per change.
+
+        The right-hand side reads its parameters on every call; checking them each time
+        would cost more than the arithmetic of a small batch.
+        """
+        cache = self.__dict__.setdefault("_constant_cache", {})
+        if "parameters" not in cache:
+            cache["parameters"] = self._check_parameters()
+        return cache["parameters"][name]
+
+    def _check_parameters(self):
         return {}
 
     def __setattr__(self, name, value):
@@ -163,20 +188,34 @@ class SpringMass(ODESystem):
 
     def _parameters(self):
         d = _check_count(self.n_masses, "n_masses")
-        rng = np.random.RandomState(self.random_state)
+        # An int, not a generator: the parameters are drawn again on every use, and must
+        # come out the same each time.
+        seed = _check_count(self.random_state, "random_state", minimum=0)
+        if seed >= 2**32:
+            raise ValueError(f"random_state must be < 2**32, got {seed}.")
+        rng = np.random.RandomState(seed)
         # std 1/4 as printed in the benchmark's notes; spring constants first, then masses.
         k = 5.0 * np.maximum(rng.normal(1.0, 0.25, size=d + 1), 0.2)
         m = np.maximum(rng.normal(1.0, 0.25, size=d), 0.2)
-        if self.spring_constants is not None:
-            k = np.asarray(self.spring_constants, dtype=np.float64)
-        if self.masses is not None:
-            m = np.asarray(self.masses, dtype=np.float64)
+        for name, given in (("spring_constants", self.spring_constants), ("masses", self.masses)):
+            if given is None:
+                continue
+            try:
+                value = np.asarray(given, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise TypeError(f"{name} must be an array of real numbers: {exc}") from exc
+            if np.iscomplexobj(given):
+                raise TypeError(f"{name} must be real.")
+            if name == "masses":
+                m = value
+            else:
+                k = value
         if k.shape != (d + 1,) or m.shape != (d,):
             raise ValueError(
                 f"spring_constants must have shape ({d + 1},) and masses ({d},), got {k.shape} and {m.shape}."
             )
-        if np.any(k <= 0) or np.any(m <= 0):
-            raise ValueError("spring_constants and masses must be positive.")
+        if not (np.all(k > 0) and np.all(np.isfinite(k)) and np.all(m > 0) and np.all(np.isfinite(m))):
+            raise ValueError("spring_constants and masses must be positive and finite.")
         return k, m
 
     @property
@@ -265,30 +304,36 @@ class ElasticPendulum(ODESystem):
         self.g = g
         self.theta_max = theta_max
 
+    def _check_parameters(self):
+        return {"k": _check_positive(self.k, "k"), "m": _check_positive(self.m, "m"),
+                "l0": _check_positive(self.l0, "l0"), "g": _check_non_negative(self.g, "g"),
+                "theta_max": _check_non_negative(self.theta_max, "theta_max")}
+
     def rhs(self, u):
         u = _check_states(u, 4)
         xp = namespace(u)
+        k, m, l0, g = (self._parameter(name) for name in ("k", "m", "l0", "g"))
         theta, r, w, v = u[:, 0], u[:, 1], u[:, 2], u[:, 3]
-        g = self.g
         theta_acc = (-g * xp.sin(theta) - 2.0 * w * v) / r
-        r_acc = r * w**2 - (self.k / self.m) * (r - self.l0) + g * xp.cos(theta)
+        r_acc = r * w**2 - (k / m) * (r - l0) + g * xp.cos(theta)
         return xp.stack([w, v, theta_acc, r_acc], 1)
 
     def sample_initial_conditions(self, n, random_state=None):
         n = _check_count(n, "n")
         rng = check_random_state(random_state)
         u0 = np.zeros((n, 4))
-        u0[:, 0] = rng.uniform(0.0, self.theta_max, size=n)
-        u0[:, 1] = self.l0
+        u0[:, 0] = rng.uniform(0.0, self._parameter("theta_max"), size=n)
+        u0[:, 1] = self._parameter("l0")
         return u0
 
     def energy(self, u):
         """Kinetic plus elastic plus gravitational energy per state."""
         u = _check_states(u, 4)
         xp = namespace(u)
+        k, m, l0, g = (self._parameter(name) for name in ("k", "m", "l0", "g"))
         theta, r, w, v = u[:, 0], u[:, 1], u[:, 2], u[:, 3]
-        kinetic = 0.5 * self.m * (v**2 + (r * w) ** 2)
-        return kinetic + 0.5 * self.k * (r - self.l0) ** 2 - self.m * self.g * r * xp.cos(theta)
+        kinetic = 0.5 * m * (v**2 + (r * w) ** 2)
+        return kinetic + 0.5 * k * (r - l0) ** 2 - m * g * r * xp.cos(theta)
 
 
 class KLinkPendulum(ODESystem):
@@ -330,6 +375,9 @@ class KLinkPendulum(ODESystem):
         # c_ij: how many masses hang at or below both joints i and j; weight_i = c_ii.
         return {"c": n - np.maximum.outer(idx, idx) + 1.0, "weight": np.arange(n, 0, -1, dtype=np.float64)}
 
+    def _check_parameters(self):
+        return {"g": _check_non_negative(self.g, "g"), "theta_max": _check_non_negative(self.theta_max, "theta_max")}
+
     def rhs(self, u):
         u = _check_states(u, self.n_state)
         xp = namespace(u)
@@ -338,18 +386,22 @@ class KLinkPendulum(ODESystem):
         c, weight = self._constant("c", u), self._constant("weight", u)
         diff = theta[:, :, None] - theta[:, None, :]
         mass_matrix = c * xp.cos(diff)
-        b = -(c * xp.sin(diff) * (w**2)[:, None, :]).sum(2) - weight * self.g * xp.sin(theta)
+        b = -(c * xp.sin(diff) * (w**2)[:, None, :]).sum(2) - weight * self._parameter("g") * xp.sin(theta)
+        # LAPACK has no half precision: solve such inputs in float32, answer in their dtype.
         if xp is np:
-            acc = np.linalg.solve(mass_matrix, b[..., None])[..., 0]
+            work = np.promote_types(u.dtype, np.float32)
+            acc = np.linalg.solve(mass_matrix.astype(work, copy=False), b[..., None].astype(work, copy=False))
+            acc = acc[..., 0].astype(u.dtype, copy=False)
         else:
-            acc = xp.linalg.solve(mass_matrix, b)
+            work = xp.promote_types(u.dtype, xp.float32)
+            acc = xp.linalg.solve(mass_matrix.to(work), b.to(work)).to(u.dtype)
         return xp.concatenate([w, acc], 1)
 
     def sample_initial_conditions(self, n, random_state=None):
         n = _check_count(n, "n")
         rng = check_random_state(random_state)
         u0 = np.zeros((n, self.n_state))
-        u0[:, : self.n_links] = rng.uniform(0.0, self.theta_max, size=(n, self.n_links))
+        u0[:, : self.n_links] = rng.uniform(0.0, self._parameter("theta_max"), size=(n, self.n_links))
         return u0
 
     def energy(self, u):
@@ -361,12 +413,16 @@ class KLinkPendulum(ODESystem):
         c, weight = self._constant("c", u), self._constant("weight", u)
         diff = theta[:, :, None] - theta[:, None, :]
         kinetic = 0.5 * (c * xp.cos(diff) * w[:, :, None] * w[:, None, :]).sum((1, 2))
-        return kinetic - self.g * (weight * xp.cos(theta)).sum(1)
+        return kinetic - self._parameter("g") * (weight * xp.cos(theta)).sum(1)
 
 
 def as_system(system, n_state=None):
     """Accept an :class:`ODESystem` or a plain picklable ``rhs`` callable."""
     if isinstance(system, ODESystem):
+        if not callable(getattr(system, "rhs", None)):
+            raise TypeError(f"system.rhs must be a callable rhs(u), got {type(system.rhs).__name__}.")
+        if system.n_state is not None:
+            _check_count(system.n_state, "n_state")
         return system
     if callable(system):
         return ODESystem(rhs=system, n_state=n_state)

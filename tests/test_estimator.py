@@ -291,3 +291,18 @@ def test_table2_sequence_modules_start_at_zero_and_learn(chain, module):
                                rtol=1e-12, atol=1e-12)
     trained = _fit(system, X, module=module, width=16, max_epochs=20, learning_rate=3e-3)
     assert trained.loss_curve_[-1] < 0.5 * trained.loss_curve_[0]
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
+
+
+@needs_cuda
+def test_cuda_fit_agrees_with_cpu_fit(chain):
+    system, X, X_test = chain
+    cpu = _fit(system, X, max_epochs=2, dtype="float64")
+    gpu = _fit(system, X, max_epochs=2, dtype="float64", device="cuda")
+    assert gpu.device_.type == "cuda"
+    np.testing.assert_allclose(gpu.predict(X_test[:, 0], 20), cpu.predict(X_test[:, 0], 20), rtol=1e-6, atol=1e-8)
+    plain = _fit(system, X, correction="none", device="cuda")
+    np.testing.assert_allclose(plain.predict(X[:, 0], 20), _plain_rollout(system, "rk4", X[:, 0], 0.2, 20),
+                               rtol=1e-12, atol=1e-12)
