@@ -7,12 +7,14 @@ read back with ``allow_pickle=False``: loading it executes nothing from the file
 """
 
 import json
-import zipfile
+import numbers
+import os
 
 import numpy as np
 import torch
 
 from . import systems as _systems
+from ._validation import check_count, check_positive
 from .estimator import HybridSolverRegressor
 
 __all__ = ["save_model", "load_model"]
@@ -27,7 +29,7 @@ _BUILTIN_SYSTEMS = ("SpringMass", "ElasticPendulum", "KLinkPendulum")
 def _jsonable(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
-    if isinstance(value, (np.integer, np.floating)):
+    if isinstance(value, np.generic):  # NumPy ints, floats and bools
         return value.item()
     if isinstance(value, torch.device):
         return str(value)
@@ -53,9 +55,12 @@ def save_model(estimator, path):
     >>> bool((load_model(path).predict(X[:, 0], 5) == solver.predict(X[:, 0], 5)).all())
     True
     """
+    if not isinstance(estimator, HybridSolverRegressor):
+        raise TypeError(f"estimator must be a HybridSolverRegressor, got {type(estimator).__name__}.")
     if not hasattr(estimator, "model_"):
         raise ValueError("save_model needs a fitted estimator; call fit first.")
-    params = estimator.get_params(deep=False)
+    _check_path(path, "write")
+    params = {k: _jsonable(v) for k, v in estimator.get_params(deep=False).items()}
     system = params.pop("system")
     if type(system).__name__ in _BUILTIN_SYSTEMS and type(system).__module__ == _systems.__name__:
         system_spec = {"class": type(system).__name__,
@@ -71,10 +76,23 @@ def save_model(estimator, path):
         "fitted": {name: _jsonable(getattr(estimator, name)) for name in _FITTED_SCALARS + _FITTED_LISTS},
         "device": str(estimator.device_),
     }
+    try:
+        text = json.dumps(metadata)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the estimator's parameters cannot be stored as JSON: {exc}") from exc
     arrays = {f"weight/{k}": v.detach().cpu().numpy() for k, v in estimator.model_.state_dict().items()}
     arrays["train_indices_"] = np.asarray(estimator.train_indices_)
+    if hasattr(path, "write"):
+        np.savez(path, metadata=np.array(text), **arrays)
+        return
     with open(path, "wb") as file:
-        np.savez(file, metadata=np.array(json.dumps(metadata)), **arrays)
+        np.savez(file, metadata=np.array(text), **arrays)
+
+
+def _check_path(path, mode):
+    method = "write" if mode == "write" else "read"
+    if not isinstance(path, (str, bytes, os.PathLike)) and not hasattr(path, method):
+        raise TypeError(f"path must be a str, a path-like object or a file object, got {type(path).__name__}.")
 
 
 def load_model(path, system=None):
@@ -93,36 +111,112 @@ def load_model(path, system=None):
         If the file is not a complete sklearn-attns model file (corrupted, truncated,
         another format) or the system is missing.
     """
+    if system is not None:
+        system = _systems.as_system(system)
+    _check_path(path, "read")
     try:
         with np.load(path, allow_pickle=False) as archive:
-            metadata = json.loads(str(archive["metadata"]))
-            weights = {k[len("weight/"):]: torch.from_numpy(archive[k].copy())
-                       for k in archive.files if k.startswith("weight/")}
+            metadata = json.loads(str(archive["metadata"][()]))
+            weights = {k[len("weight/"):]: archive[k] for k in archive.files if k.startswith("weight/")}
             train_indices = archive["train_indices_"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path!s} is not a readable sklearn-attns model file: {exc}") from exc
+    except Exception as exc:  # a damaged archive fails in zipfile, zlib, numpy or json, in many ways
+        raise ValueError(f"{path!s} is not a readable sklearn-attns model file: {type(exc).__name__}: {exc}") from exc
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ValueError(f"{path!s} is not an sklearn-attns model file.")
     if metadata.get("version") != VERSION:
         raise ValueError(f"{path!s} has format version {metadata.get('version')}; this library reads {VERSION}.")
-    if system is None:
-        spec = metadata["system"]
-        if spec is None:
-            raise ValueError("this model was fitted on a user-defined system: pass it as load_model(path, system=...).")
-        if spec["class"] not in _BUILTIN_SYSTEMS:
-            raise ValueError(f"unknown system class {spec['class']!r} in {path!s}.")
-        system = getattr(_systems, spec["class"])(**spec["params"])
+    if system is None and "system" in metadata and metadata["system"] is None:
+        raise ValueError("this model was fitted on a user-defined system: pass it as load_model(path, system=...).")
+    try:
+        return _restore(metadata, weights, train_indices, system)
+    except Exception as exc:  # whatever the stored values break is a fault of the file
+        raise ValueError(f"{path!s} is not a valid sklearn-attns model file: {exc}") from exc
+
+
+_METADATA_KEYS = {"format", "version", "class", "params", "system", "fitted", "device"}
+
+
+def _check_keys(mapping, expected, what):
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{what} must be a JSON object, got {type(mapping).__name__}.")
+    if set(mapping) != set(expected):
+        missing, unknown = sorted(set(expected) - set(mapping)), sorted(set(mapping) - set(expected))
+        raise ValueError(f"{what} has missing keys {missing} and unknown keys {unknown}.")
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _restore(metadata, weights, train_indices, system):
+    """Build the estimator from checked metadata; every inconsistency raises."""
     import sklearn_attns.estimator as _estimator
 
-    cls = getattr(_estimator, metadata["class"], None)
+    _check_keys(metadata, _METADATA_KEYS, "the metadata")
+    name = metadata["class"]
+    cls = getattr(_estimator, name, None) if isinstance(name, str) else None
     if not (isinstance(cls, type) and issubclass(cls, HybridSolverRegressor)):
-        raise ValueError(f"unknown estimator class {metadata['class']!r} in {path!s}.")
+        raise ValueError(f"unknown estimator class {name!r}.")
+    _check_keys(metadata["params"], set(cls().get_params(deep=False)) - {"system"}, "params")
+    spec = metadata["system"]
+    if spec is not None:
+        _check_keys(spec, {"class", "params"}, "system")
+        if spec["class"] not in _BUILTIN_SYSTEMS:
+            raise ValueError(f"unknown system class {spec['class']!r}.")
+        # Every parameter, as written: a missing one would silently take its default.
+        _check_keys(spec["params"], getattr(_systems, spec["class"])().get_params(), "system params")
+    fitted = metadata["fitted"]
+    _check_keys(fitted, _FITTED_SCALARS + _FITTED_LISTS, "fitted")
+    n_features = check_count(fitted["n_features_in_"], "n_features_in_")
+    stride = check_count(fitted["stride_"], "stride_")
+    data_dt = check_positive(fitted["data_dt_"], "data_dt_")
+    check_count(fitted["n_iter_"], "n_iter_", minimum=0)
+    for key in ("best_loss_", "best_validation_score_"):
+        if fitted[key] is not None and not _is_real(fitted[key]):
+            raise ValueError(f"{key} must be a number or null, got {fitted[key]!r}.")
+    for key in _FITTED_LISTS:
+        values = fitted[key]
+        if not (isinstance(values, list) and all(_is_real(v) for v in values)) and not (
+                key == "validation_scores_" and values is None):
+            raise ValueError(f"{key} must be a list of numbers, got {values!r}.")
+    device = metadata["device"]
+    if not isinstance(device, str) or torch.device(device).type not in ("cpu", "cuda"):
+        raise ValueError(f"device must name a CPU or CUDA device, got {device!r}.")
+
+    stored_system = system is None
+    if stored_system:
+        system = getattr(_systems, spec["class"])(**spec["params"])
     estimator = cls(system=system, **metadata["params"])
-    for name, value in metadata["fitted"].items():
-        setattr(estimator, name, value)
+    _, dt, expected_stride, _, _ = estimator._check_params()
+    if stride != expected_stride or not np.isclose(data_dt * stride, dt, rtol=1e-6, atol=0):
+        raise ValueError(f"data_dt_={data_dt} and stride_={stride} do not fit dt={dt} and data_dt={estimator.data_dt}.")
+    n_state = _systems.as_system(system).n_state
+    if n_state is not None and n_state != n_features:
+        raise ValueError(f"the model was fitted on {n_features} state components, but the system has {n_state}.")
+    if stored_system:
+        # Built-in systems check their parameters when used: use this one once.
+        system.rhs(system.sample_initial_conditions(1, random_state=0))
+
+    # The stored parameters size the network that is built before the weights are checked
+    # against it: parameters that no stored weights could fill would allocate without bound.
+    for key, array in weights.items():
+        if array.dtype != np.dtype(estimator.dtype):
+            raise ValueError(f"weight {key!r} has dtype {array.dtype}, but the model's dtype is {estimator.dtype}.")
+    n_values = sum(array.size for array in weights.values())
+    if estimator.correction.lower() == "none" and weights:
+        raise ValueError("correction='none' has no network, but the file stores weights.")
+    if estimator.correction.lower() != "none":
+        if max(n_features, estimator.width) > n_values:
+            raise ValueError(f"n_features_in_={n_features} and width={estimator.width} do not fit the "
+                             f"{n_values} stored weights.")
+        if estimator.module == "mlp" and estimator.depth > len(weights):
+            raise ValueError(f"depth={estimator.depth} does not fit the {len(weights)} stored weight arrays.")
+    if train_indices.ndim != 1 or train_indices.dtype.kind not in "iu" or (train_indices < 0).any():
+        raise ValueError("train_indices_ must be a 1-D array of non-negative integers.")
+
+    for key, value in fitted.items():
+        setattr(estimator, key, value)
     estimator.train_indices_ = train_indices
-    try:
-        estimator.__setstate__({**estimator.__dict__, "device_": metadata["device"], "_model_weights": weights})
-    except RuntimeError as exc:
-        raise ValueError(f"{path!s}: the stored weights do not fit the stored parameters: {exc}") from exc
+    weights = {key: torch.from_numpy(array.copy()) for key, array in weights.items()}
+    estimator.__setstate__({**estimator.__dict__, "device_": device, "_model_weights": weights})
     return estimator
