@@ -314,7 +314,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             validation, keep = X[np.sort(shuffled[:n_val])][:, ::stride], np.sort(shuffled[n_val:])
         self.train_indices_ = keep
 
-        rhs = _torch_rhs(system)
+        rhs = _torch_rhs(system, n_state, self.rollout_steps, device)
         if fitted:
             step = self.model_.to(device)
             step.rhs, step.integrator, step.dt, step.correction = rhs, integrator, dt, correction
@@ -486,7 +486,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     def _rebuild_model(self, weights):
         """Rebuild ``model_`` from parameters and a CPU state dict, on ``device_``."""
         system, dt, _, integrator, correction = self._check_params()
-        step = HybridStep(_torch_rhs(system), integrator, dt, correction)
+        with warnings.catch_warnings():  # already said at fit time
+            warnings.simplefilter("ignore", UserWarning)
+            rhs = _torch_rhs(system, self.n_features_in_, device=self.device_)
+        step = HybridStep(rhs, integrator, dt, correction)
         if correction.uses_network:
             activation = self.activation or correction.default_activation
             network = build_network(self.n_features_in_, self.depth, self.width, activation, self.skip_connection,
@@ -509,8 +512,33 @@ def _loadable_device(device):
     return device
 
 
-def _torch_rhs(system):
-    return system.rhs
+class NumpyRHS:
+    """Call a NumPy-only ``rhs`` on torch tensors through host round trips (no gradients)."""
+
+    def __init__(self, rhs):
+        self.rhs = rhs
+
+    def __call__(self, u):
+        du = self.rhs(u.detach().cpu().numpy())
+        return torch.as_tensor(np.asarray(du), dtype=u.dtype, device=u.device)
+
+
+def _torch_rhs(system, n_state=None, rollout_steps=1, device="cpu"):
+    """``system.rhs`` if it works on torch tensors, else a :class:`NumpyRHS` with a warning."""
+    probe = torch.zeros((2, n_state or system.n_state or 1), dtype=torch.float64, device=device)
+    try:
+        works = isinstance(system.rhs(probe), torch.Tensor)
+    except Exception:
+        works = False
+    if works:
+        return system.rhs
+    if rollout_steps > 1:
+        raise ValueError("rollout_steps > 1 backpropagates through the integrator, so system.rhs must accept "
+                         "torch tensors (use torch functions, or x.sin() style methods, in your rhs).")
+    warnings.warn("system.rhs does not accept torch tensors; it is called through NumPy round trips, which is "
+                  "slower (and copies to the host on a GPU). Write it with torch-compatible operations to avoid this.",
+                  UserWarning, stacklevel=3)
+    return NumpyRHS(system.rhs)
 
 
 def _warn_on_blow_up(first_bad):

@@ -306,3 +306,18 @@ def test_cuda_fit_agrees_with_cpu_fit(chain):
     plain = _fit(system, X, correction="none", device="cuda")
     np.testing.assert_allclose(plain.predict(X[:, 0], 20), _plain_rollout(system, "rk4", X[:, 0], 0.2, 20),
                                rtol=1e-12, atol=1e-12)
+
+
+def numpy_only_chain(u):
+    """The 3-mass chain's rhs written with NumPy calls only (fails on torch tensors)."""
+    return np.asarray(u) @ SpringMass(n_masses=3).linear_operator.T
+
+
+def test_numpy_only_rhs_falls_back_with_a_warning(chain):
+    system, X, _ = chain
+    with pytest.warns(UserWarning, match="does not accept torch tensors"):
+        est = HybridSolverRegressor(system=numpy_only_chain, correction="none", device="cpu").fit(X)
+    np.testing.assert_allclose(est.predict(X[:4, 0], 10), _plain_rollout(system, "rk4", X[:4, 0], 0.2, 10),
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="rollout_steps > 1"):
+        HybridSolverRegressor(system=numpy_only_chain, rollout_steps=2, device="cpu").fit(X)
