@@ -17,7 +17,6 @@ import sys
 import time
 import warnings
 
-import numpy as np
 import torch
 
 from sklearn_attns import AttNSSolver, make_trajectories

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import joblib
 import numpy as np
-from threadpoolctl import threadpool_limits
 from sklearn.utils import Bunch, gen_even_slices
+from threadpoolctl import threadpool_limits
 
-from ._validation import check_count, check_multiple, check_positive, check_random_state, check_states
+from ._validation import check_count, check_multiple, check_positive, check_states
 from .integrators import get_integrator
 from .systems import ElasticPendulum, KLinkPendulum, SpringMass, as_system
 

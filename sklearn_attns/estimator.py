@@ -16,7 +16,7 @@ from ._validation import check_count, check_multiple, check_positive, check_stat
 from .corrections import HybridStep, build_network, get_correction
 from .integrators import get_integrator
 from .metrics import trajectory_mse
-from .systems import ODESystem, as_system
+from .systems import as_system
 from .training import EarlyStopping, RolloutData, TeacherForcedData, train_epochs
 
 __all__ = [

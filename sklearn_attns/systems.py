@@ -10,6 +10,7 @@ made in float64 (see :mod:`sklearn_attns.datasets`).
 """
 
 import pickle
+
 import numpy as np
 from sklearn.base import BaseEstimator
 

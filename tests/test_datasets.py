@@ -9,6 +9,7 @@ import pickle
 
 import numpy as np
 import pytest
+from helpers import param_id
 from scipy.integrate import solve_ivp
 from sklearn.utils import Bunch
 
@@ -23,18 +24,6 @@ from sklearn_attns.datasets import (
 )
 from sklearn_attns.systems import ElasticPendulum, KLinkPendulum, ODESystem, SpringMass
 
-
-def param_id(value):
-    """Readable, deterministic test ids (no memory addresses from function reprs)."""
-    if type(value) is ODESystem:
-        return f"ODESystem({value.rhs.__name__})"
-    if isinstance(value, dict):
-        return ",".join(f"{key}={param_id(item)}" for key, item in value.items())
-    if isinstance(value, np.ndarray):
-        return f"array{value.shape}"
-    if callable(value) and hasattr(value, "__name__"):
-        return value.__name__
-    return repr(value)
 
 def decay(u):
     return -u

@@ -10,23 +10,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import param_id
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sklearn_attns.integrators import INTEGRATORS, Integrator, get_integrator
-from sklearn_attns.systems import ElasticPendulum, KLinkPendulum, ODESystem
-
-def param_id(value):
-    """Readable, deterministic test ids (no memory addresses from function reprs)."""
-    if type(value) is ODESystem:
-        return f"ODESystem({value.rhs.__name__})"
-    if isinstance(value, dict):
-        return ",".join(f"{key}={param_id(item)}" for key, item in value.items())
-    if isinstance(value, np.ndarray):
-        return f"array{value.shape}"
-    if callable(value) and hasattr(value, "__name__"):
-        return value.__name__
-    return repr(value)
+from sklearn_attns.systems import ElasticPendulum, KLinkPendulum
 
 ORDERS = {"euler": 1, "heun": 2, "rk3": 3, "rk4": 4}
 

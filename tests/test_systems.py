@@ -12,24 +12,11 @@ import numpy as np
 import pytest
 import torch
 import torch.func as torch_func
+from helpers import param_id
 from sklearn.base import clone
 
 from sklearn_attns.datasets import make_trajectories
 from sklearn_attns.systems import ElasticPendulum, KLinkPendulum, ODESystem, SpringMass, as_system
-
-
-def param_id(value):
-    """Readable, deterministic test ids (no memory addresses from function reprs)."""
-    if type(value) is ODESystem:
-        return f"ODESystem({value.rhs.__name__})"
-    if isinstance(value, dict):
-        return ",".join(f"{key}={param_id(item)}" for key, item in value.items())
-    if isinstance(value, np.ndarray):
-        return f"array{value.shape}"
-    if callable(value) and hasattr(value, "__name__"):
-        return value.__name__
-    return repr(value)
-
 
 # --- Euler-Lagrange by automatic differentiation ----------------------------------------------
 
