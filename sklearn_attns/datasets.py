@@ -144,11 +144,7 @@ def make_trajectories(
     fine_dt = check_positive(fine_dt, "fine_dt")
     n_steps = check_multiple(t_end, dt, "t_end", "dt")
     substeps = check_multiple(dt, fine_dt, "dt", "fine_dt")
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0):
-        raise ValueError(f"n_jobs must be None or a non-zero int, got {n_jobs!r}.")
-    if isinstance(verbose, bool):
-        verbose = int(verbose)
-    verbose = check_count(verbose, "verbose", minimum=0)
+    verbose = _check_n_jobs_and_verbose(n_jobs, verbose)
     u0 = _initial_conditions(system, n_trajectories, initial_conditions, random_state)
     _check_rhs(system, u0[:2])
 
@@ -173,6 +169,12 @@ def make_trajectories(
         )
     _raise_on_blow_up(X, dt)
     return X
+
+
+def _check_n_jobs_and_verbose(n_jobs, verbose):
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0):
+        raise ValueError(f"n_jobs must be None or a non-zero int, got {n_jobs!r}.")
+    return check_count(int(verbose) if isinstance(verbose, bool) else verbose, "verbose", minimum=0)
 
 
 def _initial_conditions(system, n_trajectories, initial_conditions, random_state):
@@ -252,6 +254,8 @@ def get_data_home(data_home=None):
     """
     if data_home is None:
         data_home = os.environ.get("SKLEARN_ATTNS_DATA", Path("~") / "sklearn_attns_data")
+    if not isinstance(data_home, (str, os.PathLike)):
+        raise TypeError(f"data_home must be a str or a path-like object, got {type(data_home).__name__}.")
     path = Path(data_home).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -271,6 +275,10 @@ def _load_benchmark(name, system, scale, train_method, fine_dt, reference_fine_d
     sizes = [max(1, int(round(n * fraction))) for n in spec["sizes"]]
     check_count(random_state, "random_state", minimum=0)
     get_integrator(train_method, "train_method")
+    # Checked here, under their own names, before any split is made.
+    check_multiple(spec["dt"], check_positive(fine_dt, "fine_dt"), "dt", "fine_dt")
+    check_multiple(spec["dt"], check_positive(reference_fine_dt, "reference_fine_dt"), "dt", "reference_fine_dt")
+    _check_n_jobs_and_verbose(n_jobs, verbose)
     params = dict(name=name, system=repr(system), system_params=system.get_params(deep=True),
                   sizes=sizes, t_end=spec["t_end"], dt=spec["dt"], train_method=train_method,
                   fine_dt=fine_dt, reference_fine_dt=reference_fine_dt, random_state=random_state)
