@@ -258,7 +258,7 @@ class HybridStep(nn.Module):
     network : torch.nn.Module or None
         The correction network (None for ``correction="none"``).
     input_mean, input_scale, output_scale : torch.Tensor or None
-        Standardisation fitted on the training data.
+        Standardisation fitted on the training data (float64).
     """
 
     def __init__(self, rhs, integrator, dt, correction, network=None, input_mean=None, input_scale=None,
@@ -266,6 +266,7 @@ class HybridStep(nn.Module):
         super().__init__()
         self.rhs, self.integrator, self.dt, self.correction = rhs, integrator, dt, correction
         self.network = network
+        self.network_dtype = None if network is None else next(network.parameters()).dtype
         self.compiled_network = self.compiled_step = None
         for name, value in (("input_mean", input_mean), ("input_scale", input_scale),
                             ("output_scale", output_scale)):
@@ -285,8 +286,9 @@ class HybridStep(nn.Module):
         if self.network is None:
             return torch.zeros_like(u)
         network = network or self.compiled_network or self.network
+        # Scaling happens in float64 (states of any magnitude), the network in its own dtype.
         z = (self.correction.features(u, slope, self.dt) - self.input_mean) / self.input_scale
-        output = network(z.to(self.input_mean.dtype)) * self.output_scale
+        output = network(z.to(self.network_dtype)) * self.output_scale
         return self.correction.delta(output.to(u.dtype), slope, self.dt)
 
     def step(self, u):

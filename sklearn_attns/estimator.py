@@ -9,10 +9,18 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_count, check_multiple, check_positive, check_states, check_trajectories
+from ._validation import (
+    check_count,
+    check_multiple,
+    check_non_negative,
+    check_positive,
+    check_random_state,
+    check_states,
+    check_trajectories,
+)
 from .corrections import HybridStep, build_network, get_correction
 from .integrators import get_integrator
 from .metrics import trajectory_mse
@@ -252,21 +260,18 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         check_positive(self.data_fraction, "data_fraction")
         if self.data_fraction > 1:
             raise ValueError(f"data_fraction must be in (0, 1], got {self.data_fraction!r}.")
-        check_count(self.depth, "depth", minimum=1)
-        check_count(self.width, "width")
-        check_count(self.rollout_steps, "rollout_steps")
-        check_count(self.max_epochs, "max_epochs", minimum=0)
-        check_count(self.batch_size, "batch_size")
-        check_count(self.n_iter_no_change, "n_iter_no_change")
+        for name, minimum in (("depth", 1), ("width", 1), ("rollout_steps", 1), ("max_epochs", 0),
+                              ("batch_size", 1), ("n_iter_no_change", 1), ("verbose", 0)):
+            check_count(getattr(self, name), name, minimum=minimum)
         check_positive(self.learning_rate, "learning_rate")
-        for name in ("input_noise", "tol"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}.")
-        if not 0 < self.validation_fraction < 1:
+        check_non_negative(self.input_noise, "input_noise")
+        check_non_negative(self.tol, "tol")
+        if check_positive(self.validation_fraction, "validation_fraction") >= 1:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}.")
-        if not isinstance(self.compile, (bool, np.bool_)):
-            raise TypeError(f"compile must be a bool, got {self.compile!r}.")
+        for name in ("early_stopping", "warm_start", "skip_connection", "compile"):
+            _check_bool(getattr(self, name), name)
+        if self.activation is not None and not isinstance(self.activation, str):
+            raise TypeError(f"activation must be None or a str, got {self.activation!r}.")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}.")
         return system, dt, stride, integrator, correction
@@ -297,7 +302,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         if X.shape[1] <= stride:
             raise ValueError(f"X needs more than dt/data_dt={stride} times per trajectory, got {X.shape[1]}.")
         device = resolve_device(self.device)
-        rng = check_random_state(self.random_state)
+        rng = check_random_state(self.random_state, "random_state")
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
 
         n_keep = int(np.floor(self.data_fraction * len(X) + 1e-9))
@@ -332,7 +337,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             self.best_loss_ = self.best_validation_score_ = None
             return self
 
-        loss_scale = data.loss_scale.to(step.output_scale.dtype)
+        loss_scale = data.loss_scale
         if self.rollout_steps > 1:
             data = RolloutData(X[keep], stride, self.rollout_steps, device)
         stopper = EarlyStopping(self.tol, self.n_iter_no_change)
@@ -355,10 +360,11 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         step.network.eval()
         stopper.restore(step.network)
         self.n_iter_ += epochs
+        best = stopper.best_score if np.isfinite(stopper.best_score) else None
         if validation is not None:
-            self.best_validation_score_, self.best_loss_ = stopper.best_score, None
+            self.best_validation_score_, self.best_loss_ = best, None
         else:
-            self.best_validation_score_, self.best_loss_ = None, -stopper.best_score
+            self.best_validation_score_, self.best_loss_ = None, None if best is None else -best
         if not stopped and not interrupted:
             warnings.warn(f"max_epochs={self.max_epochs} reached and the optimisation hasn't converged yet.",
                           ConvergenceWarning, stacklevel=2)
@@ -370,12 +376,13 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         if not step.correction.uses_network:
             return step.to(device)
         dtype = _DTYPES[self.dtype]
-        activation = self.activation or step.correction.default_activation
+        activation = step.correction.default_activation if self.activation is None else self.activation
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            network = build_network(n_state, self.depth, self.width, activation, self.skip_connection, self.module)
+            network = build_network(n_state, int(self.depth), int(self.width), activation, bool(self.skip_connection),
+                                    self.module)
         return HybridStep(step.rhs, step.integrator, step.dt, step.correction, network.to(dtype),
-                          mean.to(dtype), scale.to(dtype), output_scale.to(dtype)).to(device)
+                          mean, scale, output_scale).to(device)
 
     # --- prediction -------------------------------------------------------------------------
 
@@ -406,7 +413,11 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         n_steps = check_count(n_steps, "n_steps", minimum=0)
         save_every = check_count(save_every, "save_every")
-        u0 = check_array(X, dtype=np.float64, input_name="X")
+        _check_bool(final_only, "final_only")
+        try:
+            u0 = check_array(X, dtype=np.float64, input_name="X")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"X (initial conditions, shape (n, n_state)): {exc}") from exc
         u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
         n_saved = 1 if final_only else n_steps // save_every + 1
         paths = np.empty((len(u0), n_saved, self.n_features_in_))
@@ -491,16 +502,21 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             rhs = _torch_rhs(system, self.n_features_in_, device=self.device_)
         step = HybridStep(rhs, integrator, dt, correction)
         if correction.uses_network:
-            activation = self.activation or correction.default_activation
-            network = build_network(self.n_features_in_, self.depth, self.width, activation, self.skip_connection,
-                                    self.module)
+            activation = correction.default_activation if self.activation is None else self.activation
+            network = build_network(self.n_features_in_, int(self.depth), int(self.width), activation,
+                                    bool(self.skip_connection), self.module)
             dtype = _DTYPES[self.dtype]
-            empty = torch.empty(self.n_features_in_, dtype=dtype)
+            empty = torch.empty(self.n_features_in_, dtype=torch.float64)
             step = HybridStep(step.rhs, integrator, dt, step.correction, network.to(dtype), empty, empty.clone(),
                               empty.clone())
             step.load_state_dict(weights)
             step.network.eval()
         return step.to(self.device_)
+
+
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}.")
 
 
 def _loadable_device(device):

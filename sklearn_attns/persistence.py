@@ -23,6 +23,7 @@ FORMAT = "sklearn-attns-model"
 VERSION = 1
 _FITTED_SCALARS = ("n_features_in_", "data_dt_", "stride_", "n_iter_", "best_loss_", "best_validation_score_")
 _FITTED_LISTS = ("loss_curve_", "validation_scores_")
+_SCALING_BUFFERS = ("input_mean", "input_scale", "output_scale")
 _BUILTIN_SYSTEMS = ("SpringMass", "ElasticPendulum", "KLinkPendulum")
 
 
@@ -200,8 +201,10 @@ def _restore(metadata, weights, train_indices, system):
     # The stored parameters size the network that is built before the weights are checked
     # against it: parameters that no stored weights could fill would allocate without bound.
     for key, array in weights.items():
-        if array.dtype != np.dtype(estimator.dtype):
-            raise ValueError(f"weight {key!r} has dtype {array.dtype}, but the model's dtype is {estimator.dtype}.")
+        # The scaling buffers are float64 whatever the network's dtype.
+        expected = np.float64 if key in _SCALING_BUFFERS else np.dtype(estimator.dtype)
+        if array.dtype != expected:
+            raise ValueError(f"weight {key!r} has dtype {array.dtype}, expected {np.dtype(expected)}.")
     n_values = sum(array.size for array in weights.values())
     if estimator.correction.lower() == "none" and weights:
         raise ValueError("correction='none' has no network, but the file stores weights.")

@@ -104,6 +104,10 @@ class EarlyStopping:
         self.tol, self.patience = tol, patience
         self.best_score, self.best_state, self.epochs_without_improvement = -np.inf, None, 0
 
+    def start(self, module):
+        """Keep the starting weights as the fallback until an epoch scores."""
+        self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
     def update(self, score, module):
         if score > self.best_score + self.tol:
             self.epochs_without_improvement = 0
@@ -121,7 +125,7 @@ class EarlyStopping:
 
 def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rate, input_noise, generator,
                  stopper, validation_score=None, verbose=0, log=None):
-    """Run Adam with a per-iteration cosine schedule; return ``(n_epochs, stopped, interrupted)``.
+    """Run Adam with a per-iteration cosine schedule; return ``(completed_epochs, stopped, interrupted)``.
 
     ``log`` receives ``(epoch, loss, validation_score)`` after each epoch. Ctrl-C ends
     training after restoring the best weights so far.
@@ -130,7 +134,8 @@ def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rat
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     n_batches = -(-len(data) // batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs * n_batches))
-    epoch, stopped, interrupted = 0, False, False
+    completed, stopped, interrupted = 0, False, False
+    stopper.start(network)
     try:
         for epoch in range(1, max_epochs + 1):
             start, total = time.perf_counter(), 0.0
@@ -149,6 +154,7 @@ def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rat
                 warnings.warn(f"training loss became {loss} at epoch {epoch}; keeping the best weights.",
                               RuntimeWarning, stacklevel=3)
                 stopped = True
+            completed = epoch
             if log is not None:
                 log(epoch, loss, score if validation_score is not None else None)
             if verbose:
@@ -160,6 +166,6 @@ def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rat
                 break
     except KeyboardInterrupt:
         interrupted = True
-        warnings.warn(f"training interrupted at epoch {epoch}; the best weights so far are kept.",
+        warnings.warn(f"training interrupted after {completed} complete epochs; the best weights so far are kept.",
                       RuntimeWarning, stacklevel=3)
-    return epoch, stopped, interrupted
+    return completed, stopped, interrupted

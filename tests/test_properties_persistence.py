@@ -305,7 +305,8 @@ def damaged_arrays(draw, arrays):
         arrays[key] = np.zeros(shape, dtype=arrays[key].dtype)
     elif kind == "retype":
         key = draw(st.sampled_from(sorted(k for k in arrays if k.startswith("weight/"))))
-        dtype = draw(st.sampled_from([np.float16, np.float64, np.int32, np.bool_, np.complex64]))
+        dtype = draw(st.sampled_from([np.float16, np.float32, np.float64, np.int32, np.bool_, np.complex64])
+                     .filter(lambda d: d != arrays[key].dtype))
         arrays[key] = arrays[key].astype(dtype)
     else:
         arrays["train_indices_"] = draw(st.sampled_from([

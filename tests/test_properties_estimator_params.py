@@ -1,0 +1,98 @@
+"""Estimator parameters, predict input, interrupted fits and extreme magnitudes: each bad value named, nothing silently wrong."""
+
+import re
+import warnings
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sklearn_attns.training as training
+from sklearn_attns import HybridSolverRegressor, make_trajectories
+from sklearn_attns.systems import SpringMass
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+SYSTEM = SpringMass(n_masses=2)
+X = make_trajectories(SYSTEM, n_trajectories=6, t_end=0.4, dt=0.1, fine_dt=0.01, random_state=0)
+
+
+def small(**p):
+    return HybridSolverRegressor(
+        **{
+            **dict(system=SYSTEM, dt=0.1, width=8, max_epochs=1, batch_size=8, device="cpu", random_state=0),
+            **p,
+        }
+    )
+
+
+def named(exc, name):
+    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", str(exc))
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("validation_fraction", "a"),
+        ("validation_fraction", None),
+        ("input_noise", np.inf),
+        ("tol", np.inf),
+        ("early_stopping", "no"),
+        ("warm_start", "no"),
+        ("skip_connection", "no"),
+        ("verbose", "x"),
+        ("verbose", -1),
+        ("random_state", "x"),
+        ("random_state", -1),
+        ("random_state", 1.5),
+        ("activation", 0),
+        ("activation", ""),
+    ],
+)
+def test_fit_bad_param(name, value):
+    with pytest.raises((ValueError, TypeError)) as info:
+        small(**{name: value}).fit(X)
+    assert named(info.value, name), str(info.value)
+
+
+@pytest.mark.parametrize(
+    "X0", [np.ones(4), np.ones((2, 3, 4)), 1.0, "abc", np.ones((2, 4), complex), np.ones((0, 4))]
+)
+def test_predict_names_X(X0):
+    est = small().fit(X)
+    with pytest.raises((ValueError, TypeError)) as info:
+        est.predict(X0, 2)
+    assert named(info.value, "X"), str(info.value)
+
+
+def test_predict_final_only_must_be_bool():
+    with pytest.raises(TypeError, match="final_only"):
+        small().fit(X).predict(X[:, 0], 2, final_only="no")
+
+
+@settings(max_examples=15)
+@given(k=st.integers(0, 12), max_epochs=st.integers(1, 3), early_stopping=st.booleans())
+def test_interrupted_fit_attributes_are_consistent(k, max_epochs, early_stopping):
+    original, calls = training.TeacherForcedData.batch_loss, []
+
+    def interrupted(self, *a, **kw):
+        calls.append(1)
+        if len(calls) > k:
+            raise KeyboardInterrupt
+        return original(self, *a, **kw)
+
+    with mock.patch.object(training.TeacherForcedData, "batch_loss", interrupted), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = small(max_epochs=max_epochs, batch_size=4, early_stopping=early_stopping).fit(X)
+    assert len(est.loss_curve_) == est.n_iter_
+    for v in (est.best_loss_, est.best_validation_score_):
+        assert v is None or np.isfinite(v)
+
+
+@pytest.mark.parametrize("magnitude", [1e40, 1e150])
+def test_large_but_finite_data_fit_a_finite_model_or_refuse(magnitude):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = small(max_epochs=2).fit(X * magnitude)
+        assert np.isfinite(est.predict(X[:, 0] * magnitude, 3)).all()
