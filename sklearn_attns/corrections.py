@@ -86,7 +86,7 @@ CORRECTIONS = {c.name: c for c in (Correction, AttNS, AttNSMultiplicative, NeurV
 
 
 def get_correction(name, attention_input="S"):
-    """Return the :class:`Correction` for a name; ``ValueError`` lists the valid ones."""
+    """Return the ``Correction`` for a name; ``ValueError`` lists the valid ones."""
     if not isinstance(name, str) or name.lower() not in CORRECTIONS:
         raise ValueError(f"correction must be one of {sorted(CORRECTIONS)}, got {name!r}.")
     return CORRECTIONS[name.lower()](attention_input)
@@ -188,7 +188,9 @@ MODULES = ("mlp", "lstm", "transformer")
 
 
 def build_network(n_features, depth=2, width=1024, activation="rational", skip_connection=False, module="mlp"):
-    """The paper's Eq. (8): ``W_h o a o ... o W_2 o a o W_1`` from ``n_features`` to itself.
+    """Build the correction network of the paper's equation (8), ``W_h o a o ... o a o W_1``.
+
+    It maps ``n_features`` to itself.
 
     Parameters
     ----------
