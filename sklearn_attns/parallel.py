@@ -27,7 +27,7 @@ try:  # dask.distributed is optional; the plugin needs its base class to be regi
 except ImportError:  # pragma: no cover - exercised only without distributed
     _WorkerPlugin = object
 
-__all__ = ["limit_torch_threads", "TorchThreadsPlugin"]
+__all__ = ["TorchThreadsPlugin", "limit_torch_threads"]
 
 
 def limit_torch_threads(n_threads=1):
