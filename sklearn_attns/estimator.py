@@ -2,7 +2,7 @@
 
 import inspect
 import io
-import numbers
+import os
 import warnings
 
 import numpy as np
@@ -53,7 +53,7 @@ def resolve_device(device):
     Raises ``ValueError`` for an unknown name or for CUDA on a machine without it.
     """
     if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda" if _cuda_available_without_init() else "cpu")
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -67,6 +67,20 @@ def resolve_device(device):
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
             raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) present.")
     return resolved
+
+
+def _cuda_available_without_init():
+    """``torch.cuda.is_available()`` through NVML, which leaves the CUDA driver uninitialised,
+    so that processes forked afterwards (joblib, multiprocessing) can still use the GPU."""
+    previous = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
+    try:
+        return torch.cuda.is_available()
+    finally:
+        if previous is None:
+            del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+        else:
+            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = previous
 
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
