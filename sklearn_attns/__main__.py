@@ -1,38 +1,138 @@
-"""Command line: ``python -m sklearn_attns demo``."""
+"""Command line of sklearn-attns.
+
+``python -m sklearn_attns demo``
+    AttNS, NeurVec and plain RK4 trained on half of a small spring-chain data set: prints
+    the table and writes a figure (a minute or two on two CPU cores).
+``python -m sklearn_attns reproduce EXPERIMENT [--scale quick|paper]``
+    One of the paper's experiments; writes a CSV, a Markdown table with the paper's
+    numbers beside ours, and a figure into ``--out`` (default ``results/EXPERIMENT``).
+    A run that stops resumes from its finished cells.
+"""
 
 import argparse
 import sys
+import time
 
-import numpy as np
+_EXPERIMENT_HELP = {
+    "fig3": "spring-mass chains: Euler, Improved Euler, RK3, RK4 x all corrections x chain sizes x "
+            "100%/50% data",
+    "fig4": "elastic and 2-link pendulum at 50% data, RK4, dt 0.1, all corrections",
+    "fig5": "noise injection (sigma = 1e-5) in training, elastic pendulum, several data sizes",
+    "table1": "depth h (2, 3, 4) and width d1 (512, 1024, 2048) with relative inference speed",
+    "table2": "skip connection, S*dt input, LSTM and Transformer attention modules",
+    "appendix-d1": "the 10% of test trajectories with the largest |u''|: RK4 vs NeurVec vs AttNS",
+}
+_PUBLIC_SCALES = ("quick", "paper")
+
+
+def _scale(value):
+    from .experiments import SCALES
+
+    if value not in SCALES:
+        raise argparse.ArgumentTypeError(f"invalid scale {value!r} (choose from {', '.join(_PUBLIC_SCALES)})")
+    return value
+
+
+def _add_run_options(parser, default_out):
+    parser.add_argument("--out", metavar="DIR", help=f"output folder (default: {default_out})")
+    parser.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda, cuda:N")
+    parser.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the scale's)")
+    parser.add_argument("--compile", action="store_true", help="run the networks through torch.compile")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="rerun the cells finished earlier instead of reusing them")
+
+
+def _run(experiment, scale, args):
+    from .experiments import run_experiment, with_overrides
+
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    scale = with_overrides(scale, max_epochs=args.epochs)
+    out = args.out or f"results/{experiment.name}"
+    start = time.perf_counter()
+    try:
+        records, paths = run_experiment(experiment, scale, out=out, device=args.device, compile=args.compile,
+                                        resume=not args.fresh)
+    except ImportError as exc:
+        print(f"error: {exc}. The CSV and Markdown files are in {out}.", file=sys.stderr)
+        return 1
+    print(f"{experiment.name} finished in {time.perf_counter() - start:.0f} s")
+    return records, paths
+
+
+def _reproduce(args):
+    from .experiments import EXPERIMENTS, SCALES
+
+    result = _run(EXPERIMENTS[args.experiment], SCALES[args.scale], args)
+    return result if isinstance(result, int) else 0
 
 
 def _demo(args):
-    from .datasets import make_trajectories
-    from .integrators import get_integrator
-    from .metrics import trajectory_mse
-    from .systems import SpringMass
+    from .experiments import DEMO, DEMO_SCALE
 
-    system = SpringMass(n_masses=20)
-    X = make_trajectories(system, n_trajectories=args.n_trajectories, t_end=20.0, dt=0.2, fine_dt=1e-3,
-                          random_state=0, verbose=1)
-    print(f"dataset: {X.shape} {X.dtype} (n_trajectories, n_times, n_state) of {system!r}")
-    rk4 = get_integrator("rk4")
-    u, path = X[:, 0], [X[:, 0]]
-    for _ in range(X.shape[1] - 1):
-        u = rk4.step(system.rhs, u, 0.2)
-        path.append(u)
-    print(f"plain RK4 at dt=0.2: trajectory MSE {trajectory_mse(X, np.stack(path, 1)):.3g}")
+    result = _run(DEMO, DEMO_SCALE, args)
+    if isinstance(result, int):
+        return result
+    records, paths = result
+    print()
+    print(paths["markdown"].read_text(encoding="utf-8"))
+    mse = {r["correction"]: r["mse"] for r in records}
+    print(f"AttNS against plain RK4: {_ratio(mse['plain solver'], mse['AttNS'])}; "
+          f"against NeurVec: {_ratio(mse['NeurVec'], mse['AttNS'])}.")
+    print(f"figure: {paths['figure']}")
+    return 0
+
+
+def _ratio(other, ours):
+    """``"1.5x lower test MSE"`` or ``"2x higher test MSE"``: ours compared with other."""
+    if not (ours > 0 and other > 0) or other == ours or other == float("inf") or ours == float("inf"):
+        return f"test MSE {ours:.3g} against {other:.3g}"
+    factor = other / ours if other > ours else ours / other
+    size = f"{factor:,.0f}" if factor >= 100 else f"{factor:.2f}"
+    return f"{size}x {'lower' if other > ours else 'higher'} test MSE"
+
+
+def build_parser():
+    """The argument parser of ``python -m sklearn_attns`` (and the ``sklearn-attns`` script)."""
+    parser = argparse.ArgumentParser(
+        prog="sklearn-attns",
+        description="AI-hybrid ODE solvers (AttNS, ICML 2024): a demo and the paper's experiments.",
+        epilog="examples:\n  sklearn-attns demo\n"
+               "  sklearn-attns reproduce fig4 --scale quick --out results/fig4",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo = commands.add_parser(
+        "demo", help="limited-data comparison on the spring chain (plain RK4, NeurVec, AttNS)",
+        description="Train NeurVec and AttNS on 50% of 500 spring-chain trajectories and compare them with "
+                    "plain RK4; prints the table, writes a figure.")
+    _add_run_options(demo, "results/demo")
+    demo.set_defaults(run=_demo)
+
+    epilog = "experiments:\n" + "\n".join(f"  {name:<12} {text}" for name, text in _EXPERIMENT_HELP.items())
+    reproduce = commands.add_parser(
+        "reproduce", help="run one of the paper's experiments: " + ", ".join(_EXPERIMENT_HELP),
+        description="Run one of the paper's experiments and write EXPERIMENT.csv, EXPERIMENT.md (with the "
+                    "paper's numbers beside ours) and EXPERIMENT.png. Finished cells are kept in OUT/cells "
+                    "and skipped when the command is run again.",
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    reproduce.add_argument("experiment", choices=tuple(_EXPERIMENT_HELP), metavar="EXPERIMENT",
+                           help="one of: " + ", ".join(_EXPERIMENT_HELP))
+    reproduce.add_argument("--scale", type=_scale, default="quick", metavar="{quick,paper}",
+                           help="quick (default): minutes on two CPU cores, smaller data and networks; "
+                                "paper: the paper's sizes (Table 3)")
+    _add_run_options(reproduce, "results/EXPERIMENT")
+    reproduce.set_defaults(run=_reproduce)
+    return parser
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="sklearn-attns", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="make a spring-mass dataset and show what plain RK4 gets wrong")
-    demo.add_argument("--n-trajectories", type=int, default=200)
-    demo.set_defaults(run=_demo)
-    args = parser.parse_args(argv)
-    args.run(args)
-    return 0
+    """Entry point of ``python -m sklearn_attns`` and of the ``sklearn-attns`` script."""
+    args = build_parser().parse_args(argv)
+    return args.run(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,249 @@
+"""The reproduction commands: every experiment's path at a tiny size, outputs, resume, CLI.
+
+Each experiment runs end to end on a handful of trajectories with one epoch and a
+16-unit network, which checks the plumbing (data, fits, rollouts, CSV, Markdown, figure),
+not the numbers.
+"""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_attns import experiments
+from sklearn_attns.__main__ import main
+from sklearn_attns.experiments import (
+    EXPERIMENTS,
+    SCALES,
+    format_mse,
+    run_experiment,
+    top_second_derivative,
+    with_overrides,
+)
+
+pytest.importorskip("matplotlib")
+
+TINY = with_overrides(SCALES["tiny"], max_epochs=1)
+NAMES = ("fig3", "fig4", "fig5", "table1", "table2", "appendix-d1")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks run fastest on one thread, and a busy machine cannot stall them."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _run(name, out, scale=TINY, **kwargs):
+    return run_experiment(name, scale, out=out, device="cpu", verbose=0, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """Each experiment run once at the tiny size for the module: ``finished(name) -> (records, paths)``."""
+    done = {}
+
+    def get(name):
+        if name not in done:
+            done[name] = _run(name, tmp_path_factory.mktemp(name))
+        return done[name]
+
+    return get
+
+
+def test_the_six_experiments_are_registered():
+    assert tuple(EXPERIMENTS) == NAMES
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_experiment_writes_csv_markdown_and_figure(name, finished):
+    records, paths = finished(name)
+    tmp_path = paths["csv"].parent
+    n_cells = len(EXPERIMENTS[name].cells(TINY))
+    assert len(records) == n_cells
+    assert set(paths) == {"csv", "markdown", "figure"}
+    for path in paths.values():
+        assert path.parent == tmp_path and path.stat().st_size > 0
+    assert paths["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list((tmp_path / "cells").glob("*.json"))) == n_cells
+
+    with open(paths["csv"], newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == n_cells
+    assert {"mse", "paper_mse", "fit_s", "method"} <= set(rows[0])
+    assert all(float(row["mse"]) >= 0 for row in rows)
+
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    header = next(line for line in markdown.splitlines() if line.startswith("| "))
+    assert "MSE (ours)" in header and "MSE (paper)" in header
+    assert "Scale **tiny**" in markdown
+    assert len([line for line in markdown.splitlines() if line.startswith("| ")]) == n_cells + 1
+
+
+@pytest.mark.parametrize("name, number", [("fig4", "4.26e-9"), ("table1", "2.56e-8"), ("table2", "3.64e-4"),
+                                          ("appendix-d1", "8.54e-8")])
+def test_markdown_puts_the_papers_numbers_beside_ours(name, number, finished):
+    _, paths = finished(name)
+    assert number in paths["markdown"].read_text(encoding="utf-8")
+
+
+def test_table1_reports_relative_inference_speed(finished):
+    records, paths = finished("table1")
+    speeds = {r["variant"]: r["rel_speed"] for r in records if r["system"] == "2-link pendulum"}
+    assert speeds[experiments.DEFAULT_VARIANT] == "reference"
+    others = [v for k, v in speeds.items() if k != experiments.DEFAULT_VARIANT]
+    assert len(others) == 4 and all(v[0] in "↑↓" and v.endswith("%") for v in others)
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert "Rel. infer. speed (ours)" in markdown and "↓ 93.95%" in markdown
+
+
+def test_resume_skips_finished_cells_and_reruns_changed_ones(tmp_path, monkeypatch):
+    first, _ = _run("appendix-d1", tmp_path)
+    calls = []
+    real_run_cell = experiments.run_cell
+
+    def counting_run_cell(cell, *args, **kwargs):
+        calls.append(cell.key)
+        return real_run_cell(cell, *args, **kwargs)
+
+    monkeypatch.setattr(experiments, "run_cell", counting_run_cell)
+    again, paths = _run("appendix-d1", tmp_path)
+    assert calls == []
+    assert [r["mse"] for r in again] == [r["mse"] for r in first]
+    assert paths["markdown"].exists()
+
+    # One cell lost: only it runs again.
+    lost = min((tmp_path / "cells").glob("*.json"))
+    lost.unlink()
+    _run("appendix-d1", tmp_path)
+    assert calls == [lost.stem]
+
+    # A damaged file is run again, not trusted.
+    calls.clear()
+    lost.write_text("{not json", encoding="utf-8")
+    _run("appendix-d1", tmp_path)
+    assert calls == [lost.stem]
+
+    # Other settings (here the epochs) make the stored cells stale.
+    calls.clear()
+    _run("appendix-d1", tmp_path, scale=with_overrides(TINY, max_epochs=2))
+    assert len(calls) == len(first)
+
+    # resume=False reruns everything.
+    calls.clear()
+    _run("appendix-d1", tmp_path, scale=with_overrides(TINY, max_epochs=2), resume=False)
+    assert len(calls) == len(first)
+
+
+def test_stored_cell_holds_settings_and_result(finished):
+    _, paths = finished("fig4")
+    cells = paths["csv"].parent / "cells"
+    stored = json.loads(next(cells.glob("*attns-data50.json")).read_text(encoding="utf-8"))
+    assert stored["settings"]["max_epochs"] == 1 and stored["settings"]["correction"] == "attns"
+    assert {"mse", "mse_per_step", "loss_curve", "fit_s", "predict_s"} <= set(stored["result"])
+
+
+def test_reproduce_help_lists_the_six_experiments():
+    result = subprocess.run([sys.executable, "-m", "sklearn_attns", "reproduce", "--help"],
+                            capture_output=True, text=True, check=True)
+    for name in NAMES:
+        assert name in result.stdout
+    assert "--scale" in result.stdout and "tiny" not in result.stdout
+
+
+def test_bad_experiment_name_errors_clearly(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "fig9"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'fig9'" in err and "appendix-d1" in err
+    with pytest.raises(ValueError, match="unknown experiment 'fig9'.*table1"):
+        run_experiment("fig9")
+
+
+def test_bad_scale_errors_clearly(capsys):
+    with pytest.raises(SystemExit):
+        main(["reproduce", "fig4", "--scale", "huge"])
+    assert "invalid scale 'huge' (choose from quick, paper)" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown scale"):
+        run_experiment("fig4", "huge")
+
+
+def test_cli_runs_an_experiment_at_the_hidden_tiny_scale(tmp_path, capsys):
+    out = tmp_path / "d1"
+    assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--out", str(out), "--device", "cpu",
+                 "--epochs", "1"]) == 0
+    assert (out / "appendix-d1.md").exists() and (out / "appendix-d1.png").exists()
+    assert "appendix-d1 finished" in capsys.readouterr().out
+
+
+def test_demo_prints_the_table_and_writes_the_figure(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(experiments, "DEMO_SCALE", with_overrides(TINY, data={"spring_mass": 0.002}))
+    assert main(["demo", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "| Spring-mass |" in printed and "AttNS" in printed and "NeurVec" in printed
+    assert "RK4 (plain)" in printed
+    assert (tmp_path / "demo.png").exists()
+
+
+def test_demo_uses_the_paper_network_on_the_twenty_mass_chain():
+    cells = experiments.DEMO.cells(experiments.DEMO_SCALE)
+    assert [c.correction for c in cells] == ["none", "neurvec", "attns"]
+    assert {c.n_masses for c in cells} == {20} and {c.data_fraction for c in cells} == {0.5}
+    assert dict(cells[-1].paper)["mse"] == 2.58e-6
+
+
+def test_missing_matplotlib_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.raises(ImportError, match=r"sklearn-attns\[plot\]"):
+        _run("appendix-d1", tmp_path)
+    assert (tmp_path / "appendix-d1.csv").exists() and (tmp_path / "appendix-d1.md").exists()
+    assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--out", str(tmp_path), "--device", "cpu",
+                 "--epochs", "1"]) == 1
+    assert "matplotlib" in capsys.readouterr().err
+
+
+def test_quick_scale_says_what_differs_from_the_paper():
+    note = SCALES["quick"].note
+    assert "256" in note and "1024" in note and "epochs" in note
+    assert SCALES["paper"].width == 1024 and SCALES["paper"].data["spring_mass"] == "paper"
+
+
+def test_top_second_derivative_picks_the_most_curved_trajectories():
+    t = np.linspace(0.0, 2.0, 21)
+    X = np.stack([np.sin(w * t) for w in (1.0, 3.0, 0.5, 6.0, 2.0, 0.1, 0.2, 0.3, 0.4, 0.6)])[:, :, None]
+    np.testing.assert_array_equal(top_second_derivative(X, 0.1), [3])
+    np.testing.assert_array_equal(top_second_derivative(X, 0.1, fraction=0.2), [1, 3])
+    assert len(top_second_derivative(X[:3], 0.1)) == 1  # at least one
+
+
+def test_format_mse():
+    assert format_mse(2.58e-6) == "2.58e-6"
+    assert format_mse(4.33) == "4.33e0"
+    assert format_mse(float("inf")) == "blew up"
+    assert format_mse("") == "—"
+
+
+def test_cell_keys_are_unique_within_each_experiment():
+    for scale in (SCALES["quick"], SCALES["paper"], TINY):
+        for experiment in EXPERIMENTS.values():
+            keys = [cell.key for cell in experiment.cells(scale)]
+            assert len(keys) == len(set(keys)), experiment.name
+
+
+@pytest.mark.parametrize("other, ours, expected", [
+    (0.4, 2e-6, "200,000x lower test MSE"),
+    (3e-6, 2e-6, "1.50x lower test MSE"),
+    (1e-6, 2e-6, "2.00x higher test MSE"),
+    (float("inf"), 2e-6, "test MSE 2e-06 against inf"),
+])
+def test_demo_summary_ratio(other, ours, expected):
+    from sklearn_attns.__main__ import _ratio
+
+    assert _ratio(other, ours) == expected
