@@ -1,6 +1,12 @@
 """Helpers shared by the test modules."""
 
+import re
+import signal
+import time
+from contextlib import contextmanager
+
 import numpy as np
+import pytest
 
 from sklearn_attns.systems import ODESystem
 
@@ -16,3 +22,39 @@ def param_id(value):
     if callable(value) and hasattr(value, "__name__"):
         return value.__name__
     return repr(value)
+
+
+@contextmanager
+def no_hang(seconds=30):
+    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``;
+    nested inside another, the earlier deadline holds."""
+
+    def alarm(signum, frame):
+        raise TimeoutError(f"no answer within {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    outer = signal.alarm(0)  # seconds left to an enclosing no_hang, 0 if none
+    start = time.monotonic()
+    signal.alarm(min(seconds, outer) if outer else seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer:
+            signal.alarm(max(1, outer - int(time.monotonic() - start)))
+
+
+@contextmanager
+def raises_named(*names, seconds=30):
+    """Expect a ValueError or TypeError whose message names one of ``names`` (as a word)."""
+    with no_hang(seconds), pytest.raises((ValueError, TypeError)) as info:
+        yield info
+    message = str(info.value)
+    assert any(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", message) for name in names), (
+        f"the message does not name {names}: {message!r}")
+
+
+def damping(u):
+    """A dimension-agnostic linear ODE that accepts NumPy arrays and torch tensors."""
+    return -0.5 * u

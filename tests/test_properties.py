@@ -11,13 +11,11 @@ and ``test_properties_persistence.py``.
 """
 
 import re
-import signal
-import time
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import torch
+from helpers import no_hang, raises_named
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -34,37 +32,6 @@ from sklearn_attns.metrics import mse_per_step, trajectory_mse
 from sklearn_attns.systems import ElasticPendulum, KLinkPendulum, ODESystem, SpringMass, as_system
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-@contextmanager
-def no_hang(seconds=30):
-    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``;
-    nested inside another, the earlier deadline holds."""
-
-    def alarm(signum, frame):
-        raise TimeoutError(f"no answer within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    outer = signal.alarm(0)  # seconds left to an enclosing no_hang, 0 if none
-    start = time.monotonic()
-    signal.alarm(min(seconds, outer) if outer else seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer:
-            signal.alarm(max(1, outer - int(time.monotonic() - start)))
-
-
-@contextmanager
-def raises_named(*names, seconds=30):
-    """Expect a ValueError or TypeError whose message names one of ``names`` (as a word)."""
-    with no_hang(seconds), pytest.raises((ValueError, TypeError)) as info:
-        yield info
-    message = str(info.value)
-    assert any(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", message) for name in names), (
-        f"the message does not name {names}: {message!r}")
 
 
 def decay(u):

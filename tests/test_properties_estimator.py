@@ -8,16 +8,15 @@
 Fits are tiny (a two-mass chain, width 8, one or two epochs) so that the file runs in seconds.
 """
 
-import re
-import signal
-import time
 import warnings
-from contextlib import contextmanager
+from functools import partial
 from unittest import mock
 
+import helpers
 import numpy as np
 import pytest
 import torch
+from helpers import damping
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -32,38 +31,9 @@ from sklearn_attns.systems import ODESystem, SpringMass
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@contextmanager
-def no_hang(seconds=60):
-    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``;
-    nested inside another, the earlier deadline holds."""
-
-    def alarm(signum, frame):
-        raise TimeoutError(f"no answer within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    outer = signal.alarm(0)  # seconds left to an enclosing no_hang, 0 if none
-    start = time.monotonic()
-    signal.alarm(min(seconds, outer) if outer else seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer:
-            signal.alarm(max(1, outer - int(time.monotonic() - start)))
-
-
-@contextmanager
-def raises_named(*names):
-    with no_hang(), pytest.raises((ValueError, TypeError)) as info:
-        yield info
-    message = str(info.value)
-    assert any(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", message) for name in names), (
-        f"the message does not name {names}: {message!r}")
-
-
-def damping(u):
-    return -0.5 * u
+# This module's fits are the slowest: a minute before a call counts as hanging.
+no_hang = partial(helpers.no_hang, seconds=60)
+raises_named = partial(helpers.raises_named, seconds=60)
 
 
 SYSTEM = SpringMass(n_masses=2)

@@ -9,15 +9,12 @@
 
 import io
 import json
-import re
-import signal
-import time
 import warnings
-from contextlib import contextmanager
 from unittest import mock
 
 import numpy as np
 import pytest
+from helpers import damping, no_hang, raises_named
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,38 +26,6 @@ from sklearn_attns.systems import ODESystem, SpringMass
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
-@contextmanager
-def no_hang(seconds=30):
-    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``;
-    nested inside another, the earlier deadline holds."""
-
-    def alarm(signum, frame):
-        raise TimeoutError(f"no answer within {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    outer = signal.alarm(0)  # seconds left to an enclosing no_hang, 0 if none
-    start = time.monotonic()
-    signal.alarm(min(seconds, outer) if outer else seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-        if outer:
-            signal.alarm(max(1, outer - int(time.monotonic() - start)))
-
-
-@contextmanager
-def raises_named(*names):
-    with no_hang(), pytest.raises((ValueError, TypeError)) as info:
-        yield info
-    message = str(info.value)
-    assert any(re.search(rf"(?<!\w){re.escape(name)}(?!\w)", message) for name in names), (
-        f"the message does not name {names}: {message!r}")
-
-
-def damping(u):
-    return -0.5 * u
 
 
 SYSTEM = SpringMass(n_masses=2, random_state=3)  # not the default seed: a lost parameter shows
