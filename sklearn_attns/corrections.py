@@ -188,9 +188,9 @@ MODULES = ("mlp", "lstm", "transformer")
 
 
 def build_network(n_features, depth=2, width=1024, activation="rational", skip_connection=False, module="mlp"):
-    """Build the correction network of the paper's equation (8), ``W_h o a o ... o a o W_1``.
+    """Build the correction network of the paper's equation (8).
 
-    It maps ``n_features`` to itself.
+    ``W_h o a o ... o a o W_1``, from ``n_features`` to itself.
 
     Parameters
     ----------
