@@ -34,3 +34,14 @@ def data_home(tmp_path, monkeypatch):
     path = tmp_path / "sklearn_attns_data"
     monkeypatch.setenv("SKLEARN_ATTNS_DATA", str(path))
     return path
+
+
+@pytest.fixture(scope="module")
+def chain_data():
+    """A small spring-mass dataset: SpringMass(2), 24 trajectories, T = 2, spacing 0.1."""
+    from sklearn_attns import make_trajectories
+    from sklearn_attns.systems import SpringMass
+
+    system = SpringMass(n_masses=2)
+    X = make_trajectories(system, n_trajectories=24, t_end=2.0, dt=0.1, fine_dt=1e-3, random_state=0)
+    return system, X

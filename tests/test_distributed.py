@@ -29,7 +29,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from sklearn_attns import AttNSSolver, make_trajectories
 from sklearn_attns.parallel import TorchThreadsPlugin, limit_torch_threads
-from sklearn_attns.systems import ElasticPendulum, SpringMass
+from sklearn_attns.systems import ElasticPendulum
 
 GRID = {"integrator": ["euler", "rk4"], "correction": ["attns", "neurvec"], "width": [8, 16]}
 
@@ -58,11 +58,6 @@ def one_torch_thread():
     limit_torch_threads(previous)
 
 
-@pytest.fixture(scope="module")
-def chain_data():
-    system = SpringMass(n_masses=2)
-    X = make_trajectories(system, n_trajectories=24, t_end=2.0, dt=0.1, fine_dt=1e-3, random_state=0)
-    return system, X
 
 
 def _solver(system):

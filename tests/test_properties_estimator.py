@@ -103,6 +103,21 @@ def test_fit_names_each_bad_parameter(name, data):
 
 
 @st.composite
+def any_values_array(draw, shape, magnitude):
+    """An array of ``shape`` in one of several dtypes, with values up to ``magnitude``,
+    NaN or inf."""
+    dtype = draw(st.sampled_from([np.float64, np.float32, np.int16, np.bool_, np.complex128]))
+    elements = None
+    if dtype in (np.float64, np.float32):
+        elements = st.one_of(st.floats(-magnitude, magnitude, width=32), st.sampled_from([np.nan, np.inf, -np.inf]))
+    elif dtype == np.int16:
+        elements = st.integers(-magnitude, magnitude)
+    elif dtype == np.complex128:
+        elements = st.complex_numbers(max_magnitude=magnitude)
+    return draw(arrays(dtype, shape, elements=elements))
+
+
+@st.composite
 def any_trajectories(draw):
     """Arrays of any small shape and dtype with any values, or things that are no arrays."""
     if draw(st.integers(0, 9)) == 0:
@@ -113,15 +128,7 @@ def any_trajectories(draw):
         st.tuples(st.integers(1, 3), st.integers(0, 6), st.sampled_from([3, 4, 5])),
         st.tuples(st.integers(0, 6), st.sampled_from([3, 4, 5])),
     ))
-    dtype = draw(st.sampled_from([np.float64, np.float32, np.int16, np.bool_, np.complex128]))
-    elements = None
-    if dtype in (np.float64, np.float32):
-        elements = st.one_of(st.floats(-10, 10, width=32), st.sampled_from([np.nan, np.inf, -np.inf]))
-    elif dtype == np.int16:
-        elements = st.integers(-10, 10)
-    elif dtype == np.complex128:
-        elements = st.complex_numbers(max_magnitude=10)
-    return draw(arrays(dtype, shape, elements=elements))
+    return draw(any_values_array(shape, magnitude=10))
 
 
 def _is_valid_trajectories(X_, min_times):
@@ -158,15 +165,7 @@ def any_initial_states(draw):
         return draw(st.one_of(st.none(), st.text(max_size=3), st.just([[1.0] * 4, [1.0] * 3]), st.floats()))
     shape = draw(st.one_of(st.lists(st.integers(0, 5), min_size=0, max_size=3).map(tuple),
                            st.tuples(st.integers(0, 4), st.sampled_from([3, 4, 5]))))
-    dtype = draw(st.sampled_from([np.float64, np.float32, np.int16, np.bool_, np.complex128]))
-    elements = None
-    if dtype in (np.float64, np.float32):
-        elements = st.one_of(st.floats(-3, 3, width=32), st.sampled_from([np.nan, np.inf, -np.inf]))
-    elif dtype == np.int16:
-        elements = st.integers(-3, 3)
-    elif dtype == np.complex128:
-        elements = st.complex_numbers(max_magnitude=3)
-    return draw(arrays(dtype, shape, elements=elements))
+    return draw(any_values_array(shape, magnitude=3))
 
 
 @settings(max_examples=50)

@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, cross_val_score, cross_validate
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_attns import AttNSSolver, HybridSolverRegressor, NeurVecSolver, make_trajectories
+from sklearn_attns import AttNSSolver, HybridSolverRegressor, NeurVecSolver
 from sklearn_attns.systems import SpringMass
 
 
@@ -47,11 +47,6 @@ def test_sklearn_estimator_checks(estimator, check):
         check(estimator)
 
 
-@pytest.fixture(scope="module")
-def chain_data():
-    system = SpringMass(n_masses=2)
-    X = make_trajectories(system, n_trajectories=24, t_end=2.0, dt=0.1, fine_dt=1e-3, random_state=0)
-    return system, X
 
 
 def _solver(system, **params):
