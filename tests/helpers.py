@@ -4,6 +4,7 @@ import re
 import signal
 import time
 from contextlib import contextmanager
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -58,3 +59,20 @@ def raises_named(*names, seconds=30):
 def damping(u):
     """A dimension-agnostic linear ODE that accepts NumPy arrays and torch tensors."""
     return -0.5 * u
+
+
+@contextmanager
+def interrupt_training_after(batches):
+    """Press Ctrl-C (raise KeyboardInterrupt) in training once ``batches`` batches have run."""
+    from sklearn_attns import training
+
+    original, calls = training.TeacherForcedData.batch_loss, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) > batches:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    with mock.patch.object(training.TeacherForcedData, "batch_loss", interrupted):
+        yield

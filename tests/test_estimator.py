@@ -6,9 +6,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import interrupt_training_after
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
-import sklearn_attns.training as training
 from sklearn_attns import AttNSSolver, HybridSolverRegressor, NeurVecSolver, make_trajectories
 from sklearn_attns.estimator import MAX_SCORE_ERROR, RolloutWarning
 from sklearn_attns.integrators import INTEGRATORS
@@ -152,19 +152,10 @@ def test_verbose_prints_progress(chain, capsys):
     assert "epoch 1/2" in out and "epoch 2/2" in out
 
 
-def test_ctrl_c_keeps_the_best_model_so_far(chain, monkeypatch):
+def test_ctrl_c_keeps_the_best_model_so_far(chain):
     system, X, X_test = chain
-    calls = {"n": 0}
-    original = training.TeacherForcedData.batch_loss
-
-    def interrupted(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 3 * 1:  # after the first epoch (one batch of 128 per ~ a third of it)
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(training.TeacherForcedData, "batch_loss", interrupted)
-    with pytest.warns(RuntimeWarning, match="interrupted"):
+    # 60 x 20 samples in batches of 400: three batches make the first epoch.
+    with interrupt_training_after(3), pytest.warns(RuntimeWarning, match="interrupted"):
         est = _fit(system, X, max_epochs=50, batch_size=400)
     assert est.n_iter_ >= 1 and np.isfinite(est.score(X_test))
 

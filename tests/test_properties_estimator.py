@@ -10,19 +10,18 @@ Fits are tiny (a two-mass chain, width 8, one or two epochs) so that the file ru
 
 import warnings
 from functools import partial
-from unittest import mock
 
 import helpers
 import numpy as np
 import pytest
 import torch
-from helpers import damping
+from helpers import damping, interrupt_training_after
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_attns import HybridSolverRegressor, make_trajectories, training
+from sklearn_attns import HybridSolverRegressor, make_trajectories
 from sklearn_attns.corrections import CORRECTIONS
 from sklearn_attns.estimator import RolloutWarning
 from sklearn_attns.integrators import INTEGRATORS
@@ -304,17 +303,8 @@ def test_same_random_state_gives_the_same_cpu_predictions(config, seed, noise, a
        early_stopping=st.booleans(), correction=st.sampled_from(["attns", "neurvec", "csm", "fsnet"]))
 def test_training_interrupted_after_k_batches_leaves_a_usable_estimator(k, max_epochs, batch_size, early_stopping,
                                                                         correction):
-    original = training.TeacherForcedData.batch_loss
-    calls = []
-
-    def interrupted(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) > k:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
     est = small(max_epochs=max_epochs, batch_size=batch_size, early_stopping=early_stopping, correction=correction)
-    with mock.patch.object(training.TeacherForcedData, "batch_loss", interrupted), \
+    with interrupt_training_after(k), \
             warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         est.fit(X)  # Ctrl-C ends training, it does not escape fit

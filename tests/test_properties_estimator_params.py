@@ -2,14 +2,13 @@
 
 import re
 import warnings
-from unittest import mock
 
 import numpy as np
 import pytest
+from helpers import interrupt_training_after
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sklearn_attns.training as training
 from sklearn_attns import HybridSolverRegressor, make_trajectories
 from sklearn_attns.systems import SpringMass
 
@@ -74,15 +73,7 @@ def test_predict_final_only_must_be_bool():
 @settings(max_examples=15)
 @given(k=st.integers(0, 12), max_epochs=st.integers(1, 3), early_stopping=st.booleans())
 def test_interrupted_fit_attributes_are_consistent(k, max_epochs, early_stopping):
-    original, calls = training.TeacherForcedData.batch_loss, []
-
-    def interrupted(self, *a, **kw):
-        calls.append(1)
-        if len(calls) > k:
-            raise KeyboardInterrupt
-        return original(self, *a, **kw)
-
-    with mock.patch.object(training.TeacherForcedData, "batch_loss", interrupted), warnings.catch_warnings():
+    with interrupt_training_after(k), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est = small(max_epochs=max_epochs, batch_size=4, early_stopping=early_stopping).fit(X)
     assert len(est.loss_curve_) == est.n_iter_

@@ -10,15 +10,14 @@
 import io
 import json
 import warnings
-from unittest import mock
 
 import numpy as np
 import pytest
-from helpers import damping, no_hang, raises_named
+from helpers import damping, interrupt_training_after, no_hang, raises_named
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sklearn_attns import HybridSolverRegressor, NeurVecSolver, make_trajectories, training
+from sklearn_attns import HybridSolverRegressor, NeurVecSolver, make_trajectories
 from sklearn_attns.estimator import RolloutWarning
 from sklearn_attns.persistence import load_model, save_model
 from sklearn_attns.systems import ODESystem, SpringMass
@@ -342,15 +341,7 @@ def test_missing_files_are_a_value_error(tmp_path):
 def test_an_interrupted_fit_saves_and_loads(k):
     """An interrupted fit may leave unusual attribute values (an infinite best loss); the file
     still round-trips."""
-    original, calls = training.TeacherForcedData.batch_loss, []
-
-    def interrupted(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) > k:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    with mock.patch.object(training.TeacherForcedData, "batch_loss", interrupted), warnings.catch_warnings():
+    with interrupt_training_after(k), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         estimator = HybridSolverRegressor(**{**SMALL, "max_epochs": 2, "batch_size": 4}).fit(X)
     loaded = load_bytes(to_bytes(estimator))
