@@ -389,14 +389,18 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         mean, scale, output_scale = data.fit_scaling(step)
         if not step.correction.uses_network:
             return step.to(device)
-        dtype = _DTYPES[self.dtype]
-        activation = step.correction.default_activation if self.activation is None else self.activation
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            network = build_network(n_state, int(self.depth), int(self.width), activation, bool(self.skip_connection),
-                                    self.module)
-        return HybridStep(step.rhs, step.integrator, step.dt, step.correction, network.to(dtype),
-                          mean, scale, output_scale).to(device)
+            network = self._build_network(n_state, step.correction)
+        return HybridStep(step.rhs, step.integrator, step.dt, step.correction, network, mean, scale,
+                          output_scale).to(device)
+
+    def _build_network(self, n_state, correction):
+        """The correction network these parameters describe, in ``dtype``, its last layer zero."""
+        activation = correction.default_activation if self.activation is None else self.activation
+        network = build_network(n_state, int(self.depth), int(self.width), activation, bool(self.skip_connection),
+                                self.module)
+        return network.to(_DTYPES[self.dtype])
 
     # --- prediction -------------------------------------------------------------------------
 
@@ -516,13 +520,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             rhs = _torch_rhs(system, self.n_features_in_, device=self.device_)
         step = HybridStep(rhs, integrator, dt, correction)
         if correction.uses_network:
-            activation = correction.default_activation if self.activation is None else self.activation
-            network = build_network(self.n_features_in_, int(self.depth), int(self.width), activation,
-                                    bool(self.skip_connection), self.module)
-            dtype = _DTYPES[self.dtype]
+            network = self._build_network(self.n_features_in_, correction)
             empty = torch.empty(self.n_features_in_, dtype=torch.float64)
-            step = HybridStep(step.rhs, integrator, dt, step.correction, network.to(dtype), empty, empty.clone(),
-                              empty.clone())
+            step = HybridStep(step.rhs, integrator, dt, step.correction, network, empty, empty.clone(), empty.clone())
             step.load_state_dict(weights)
             step.network.eval()
         return step.to(self.device_)
