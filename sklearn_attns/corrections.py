@@ -21,10 +21,12 @@ size whatever the magnitude of the states; its last layer starts at zero, so an 
 correction leaves the base solver unchanged.
 """
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CORRECTIONS", "get_correction", "build_network", "Rational", "ChannelSine", "HybridStep"]
+__all__ = ["CORRECTIONS", "get_correction", "build_network", "cpu_block_rows", "Rational", "ChannelSine",
+           "HybridStep"]
 
 
 class Correction:
@@ -116,9 +118,10 @@ class Rational(nn.Module):
 
     def forward(self, x):
         a, b = self.numerator, self.denominator
-        p = a[0] + x * (a[1] + x * (a[2] + x * a[3]))
-        q = x * (b[1] + x * b[2])
-        return p / (1.0 + q.abs()) if self.safe else p / (b[0] + q)
+        # Horner's rule with fused multiply-adds: eight elementwise passes instead of twelve.
+        p = torch.addcmul(a[0], x, torch.addcmul(a[1], x, torch.addcmul(a[2], x, a[3])))
+        q = x * torch.addcmul(b[1], x, b[2])
+        return p / q.abs().add_(1.0) if self.safe else p / (q + b[0])
 
 
 class ChannelSine(nn.Module):
@@ -185,6 +188,7 @@ class _ComponentSequence(nn.Module):
 
 
 MODULES = ("mlp", "lstm", "transformer")
+CPU_BLOCK_BYTES = 4 * 2**20
 
 
 def build_network(n_features, depth=2, width=1024, activation="rational", skip_connection=False, module="mlp"):
@@ -244,6 +248,17 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     return _Skip(net, n_features) if skip_connection else net
 
 
+def cpu_block_rows(network):
+    """Rows per block for CPU inference: a block's widest hidden layer fills at most
+    ``CPU_BLOCK_BYTES``, so the activation's elementwise pass reads it from cache rather than
+    from memory (``benchmarks/bench_inference.py`` measures the gain). None without a network."""
+    if network is None:
+        return None
+    parameter = next(network.parameters())
+    widest = max([m.out_features for m in network.modules() if isinstance(m, nn.Linear)] + [1])
+    return max(1, CPU_BLOCK_BYTES // (widest * parameter.element_size()))
+
+
 class HybridStep(nn.Module):
     """One corrected step ``u -> u + dt S + delta``; shared by training and prediction.
 
@@ -261,26 +276,40 @@ class HybridStep(nn.Module):
         The correction network (None for ``correction="none"``).
     input_mean, input_scale, output_scale : torch.Tensor or None
         Standardisation fitted on the training data (float64).
+    linear_operator : array-like of shape (n_state, n_state), default=None
+        ``A`` when ``rhs(u) = A u``: the base slope is then one float64 matrix product
+        (:meth:`Integrator.slope_matrix`) instead of the integrator's stage loop.
     """
 
     def __init__(self, rhs, integrator, dt, correction, network=None, input_mean=None, input_scale=None,
-                 output_scale=None):
+                 output_scale=None, linear_operator=None):
         super().__init__()
         self.rhs, self.integrator, self.dt, self.correction = rhs, integrator, dt, correction
-        self.network = network
+        self.network, self.linear_operator = network, linear_operator
         self.network_dtype = None if network is None else next(network.parameters()).dtype
-        self.compiled_network = self.compiled_step = None
+        self.compiled_network = self.compiled_step = self.compiled_rollout_step = None
+        self.cpu_block_rows = cpu_block_rows(network)
         for name, value in (("input_mean", input_mean), ("input_scale", input_scale),
                             ("output_scale", output_scale)):
             self.register_buffer(name, value)
+        slope_t = None if linear_operator is None else torch.as_tensor(
+            np.ascontiguousarray(integrator.slope_matrix(linear_operator, dt).T))
+        # Not in the state dict: it follows from the system, the integrator and dt.
+        self.register_buffer("slope_matrix_t", slope_t, persistent=False)
+
+    def with_network(self, network, input_mean, input_scale, output_scale):
+        """This base step corrected by ``network`` with its standardisation."""
+        return HybridStep(self.rhs, self.integrator, self.dt, self.correction, network, input_mean, input_scale,
+                          output_scale, self.linear_operator)
 
     def compile(self):
         """Run the network through ``torch.compile`` (fuses the activation's many elementwise
         operations; the first call compiles for tens of seconds, later ones reuse the cache).
         The compiled wrapper is not a submodule, so the state dict and pickles are unchanged."""
         if self.network is not None and self.compiled_network is None:
-            object.__setattr__(self, "compiled_network", torch.compile(self.network, dynamic=False))
-            object.__setattr__(self, "compiled_step", torch.compile(self.step, dynamic=False))
+            for name, function in (("compiled_network", self.network), ("compiled_step", self.step),
+                                   ("compiled_rollout_step", self.rollout_step)):
+                object.__setattr__(self, name, torch.compile(function, dynamic=False))
         return self
 
     def correction_delta(self, u, slope, network=None):
@@ -293,10 +322,27 @@ class HybridStep(nn.Module):
         output = network(z.to(self.network_dtype)) * self.output_scale
         return self.correction.delta(output.to(u.dtype), slope, self.dt)
 
+    def slope(self, u):
+        """The base integrator's slope ``S(u)`` (float64 in, float64 out)."""
+        if self.slope_matrix_t is not None:
+            return u @ self.slope_matrix_t
+        return self.integrator.increment(self.rhs, u, self.dt)
+
     def step(self, u):
-        slope = self.integrator.increment(self.rhs, u, self.dt)
+        slope = self.slope(u)
         # The plain network: when this whole step is compiled, it is compiled with it.
         return u + self.dt * slope + self.correction_delta(u, slope, self.network)
+
+    def rollout_step(self, u):
+        """``(step(u), finite)``, ``finite[i]`` saying whether row ``i`` is still finite:
+        prediction's step, its blow-up check fused with it when compiled. On the CPU the
+        rows go through in blocks of ``cpu_block_rows`` (see :func:`cpu_block_rows`)."""
+        rows = self.cpu_block_rows if u.device.type == "cpu" else None
+        if rows and len(u) > rows:
+            u = torch.cat([self.step(block) for block in u.split(rows)])
+        else:
+            u = self.step(u)
+        return u, torch.isfinite(u).all(1)
 
     def forward(self, u):
         # The compiled step fuses the integrator's stages with the network.

@@ -333,12 +333,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             validation, keep = X[np.sort(shuffled[:n_val])][:, ::stride], np.sort(shuffled[n_val:])
         self.train_indices_ = keep
 
-        rhs = _torch_rhs(system, n_state, self.rollout_steps, device)
+        step = _base_step(system, integrator, dt, correction, n_state, self.rollout_steps, device)
         if fitted:
-            step = self.model_.to(device)
-            step.rhs, step.integrator, step.dt, step.correction = rhs, integrator, dt, correction
-        else:
-            step = HybridStep(rhs, integrator, dt, correction)
+            old = self.model_
+            step = step.with_network(old.network, old.input_mean, old.input_scale, old.output_scale).to(device)
         data = TeacherForcedData(X[keep], stride, step, device, self.batch_size)
         if not fitted:
             step = self._new_model(step, data, n_state, generator, device)
@@ -392,8 +390,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
             network = self._build_network(n_state, step.correction)
-        return HybridStep(step.rhs, step.integrator, step.dt, step.correction, network, mean, scale,
-                          output_scale).to(device)
+        return step.with_network(network, mean, scale, output_scale).to(device)
 
     def _build_network(self, n_state, correction):
         """The correction network these parameters describe, in ``dtype``, its last layer zero."""
@@ -440,7 +437,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         n_saved = 1 if final_only else n_steps // save_every + 1
         paths = np.empty((len(u0), n_saved, self.n_features_in_))
         first_bad = np.full(len(u0), -1)
-        step = self.model_.compile() if self.compile else self.model_
+        model = self.model_.compile() if self.compile else self.model_
+        rollout_step = model.compiled_rollout_step or model.rollout_step
         with torch.no_grad():
             for start in range(0, len(u0), self.batch_size):
                 stop = min(start + self.batch_size, len(u0))
@@ -450,15 +448,17 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                 # gathered there and copied back once.
                 out = host if self.device_.type == "cpu" else torch.empty(host.shape, dtype=u.dtype, device=u.device)
                 broken = torch.full((len(u),), -1, device=u.device)
-                out[:, 0] = u
+                saved = _StateRecorder(out)
+                if not final_only:
+                    saved.append(u)
                 for n in range(1, n_steps + 1):
-                    u = step(u)
-                    newly = (broken < 0) & ~torch.isfinite(u).all(1)
-                    broken = torch.where(newly, n, broken)
-                    if final_only and n == n_steps:
-                        out[:, 0] = u
-                    elif not final_only and n % save_every == 0:
-                        out[:, n // save_every] = u
+                    u, finite = rollout_step(u)
+                    broken = torch.where((broken < 0) & ~finite, n, broken)
+                    if not final_only and n % save_every == 0:
+                        saved.append(u)
+                saved.flush()
+                if final_only:
+                    out[:, 0] = u
                 if out is not host:
                     host.copy_(out)
                 first_bad[start:stop] = broken.cpu().numpy()
@@ -517,15 +517,39 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         system, dt, _, integrator, correction = self._check_params()
         with warnings.catch_warnings():  # already said at fit time
             warnings.simplefilter("ignore", UserWarning)
-            rhs = _torch_rhs(system, self.n_features_in_, device=self.device_)
-        step = HybridStep(rhs, integrator, dt, correction)
+            step = _base_step(system, integrator, dt, correction, self.n_features_in_, device=self.device_)
         if correction.uses_network:
             network = self._build_network(self.n_features_in_, correction)
             empty = torch.empty(self.n_features_in_, dtype=torch.float64)
-            step = HybridStep(step.rhs, integrator, dt, step.correction, network, empty, empty.clone(), empty.clone())
+            step = step.with_network(network, empty, empty.clone(), empty.clone())
             step.load_state_dict(weights)
             step.network.eval()
         return step.to(self.device_)
+
+
+class _StateRecorder:
+    """Appends states ``(n, n_state)`` to ``out[:, 0], out[:, 1], ...`` of an
+    ``(n, n_saved, n_state)`` output, ``block`` at a time.
+
+    Staged time-major and written as a block, each row's consecutive states land
+    together; writing every state straight into ``out[:, j]`` touches one page per row per
+    state, which costs several times the copy itself.
+    """
+
+    def __init__(self, out, block=8):
+        self.out, self.saved, self.count = out, 0, 0
+        self.stage = out.new_empty((min(block, out.shape[1]), out.shape[0], out.shape[2]))
+
+    def append(self, u):
+        self.stage[self.count] = u
+        self.count += 1
+        if self.count == len(self.stage):
+            self.flush()
+
+    def flush(self):
+        if self.count:
+            self.out[:, self.saved : self.saved + self.count] = self.stage[: self.count].transpose(0, 1)
+            self.saved, self.count = self.saved + self.count, 0
 
 
 def _check_bool(value, name):
@@ -551,6 +575,14 @@ class NumpyRHS:
     def __call__(self, u):
         du = self.rhs(u.detach().cpu().numpy())
         return torch.as_tensor(np.asarray(du), dtype=u.dtype, device=u.device)
+
+
+def _base_step(system, integrator, dt, correction, n_state, rollout_steps=1, device="cpu"):
+    """The uncorrected :class:`HybridStep` of a system on ``device`` (one matrix product per
+    slope when the system is linear)."""
+    rhs = _torch_rhs(system, n_state, rollout_steps, device)
+    operator = getattr(system, "linear_operator", None)
+    return HybridStep(rhs, integrator, dt, correction, linear_operator=operator).to(device)
 
 
 def _torch_rhs(system, n_state=None, rollout_steps=1, device="cpu"):

@@ -66,26 +66,46 @@ class Integrator:
         """Advance ``u`` by one step of size ``dt``."""
         return u + dt * self.increment(rhs, u, dt)
 
-    def stability_polynomial(self, z):
-        """Evaluate ``R(Z)`` with ``step(lambda u: u @ A.T, u, dt) == u @ R(dt A).T``.
+    def slope_matrix(self, operator, dt):
+        """The matrix ``M`` with ``increment(lambda u: u @ A.T, u, dt) == u @ M.T``.
 
-        ``z`` is a square matrix (``dt * A``). For a linear right-hand side the step of
-        any explicit method is exactly this matrix polynomial, which lets linear systems
-        skip the stage loop (see :func:`sklearn_attns.datasets.make_trajectories`).
+        For a linear right-hand side ``du/dt = A u`` (``A = operator``) the slope of any
+        explicit method is this matrix polynomial in ``dt A``, so linear systems can
+        replace the stage loop by one matrix product. Computed in float64.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn_attns.integrators import get_integrator
+        >>> a = np.array([[0.0, 1.0], [-1.0, 0.0]])
+        >>> u = np.array([[1.0, 0.5]])
+        >>> rk4 = get_integrator("rk4")
+        >>> bool(np.allclose(u @ rk4.slope_matrix(a, 0.1).T, rk4.increment(lambda v: v @ a.T, u, 0.1)))
+        True
         """
-        z = np.asarray(z, dtype=np.float64)
-        eye = np.eye(z.shape[0])
-        # Stage matrices K_i with k_i = z-applied states, exactly as increment() builds them.
+        a = np.asarray(operator, dtype=np.float64)
+        eye = np.eye(a.shape[0])
+        # Stage matrices K_i with k_i = u @ K_i.T, exactly as increment() builds the stages.
         stage_maps = []
         for row in self.a:
             state = eye.copy()
             for coefficient, k in zip(row, stage_maps):
-                state = state + coefficient * k
-            stage_maps.append(z @ state)
-        total = eye.copy()
+                state = state + (dt * coefficient) * k
+            stage_maps.append(a @ state)
+        slope = np.zeros_like(eye)
         for weight, k in zip(self.b, stage_maps):
-            total = total + weight * k
-        return total
+            slope = slope + weight * k
+        return slope
+
+    def stability_polynomial(self, z):
+        """Evaluate ``R(Z)`` with ``step(lambda u: u @ A.T, u, dt) == u @ R(dt A).T``.
+
+        ``z`` is a square matrix (``dt * A``): ``R(Z) = I + M(Z, 1)`` with ``M`` the
+        :meth:`slope_matrix`. Linear systems use it to skip the stage loop (see
+        :func:`sklearn_attns.datasets.make_trajectories`).
+        """
+        z = np.asarray(z, dtype=np.float64)
+        return np.eye(z.shape[0]) + self.slope_matrix(z, 1.0)
 
 
 def _tableau(name, a, b, order):

@@ -203,3 +203,19 @@ def test_stability_polynomial_is_truncated_exponential(name, seed, dim, scale):
         get_integrator(name).stability_polynomial(z), expected,
         rtol=1e-12, atol=1e-12 * (1 + np.abs(expected).max()),
     )
+
+
+@given(seed=st.integers(0, 2**32 - 1), dim=st.integers(1, 6), dt=st.floats(1e-3, 1.0))
+@pytest.mark.parametrize("name", sorted(ORDERS))
+def test_slope_matrix_is_the_truncated_series_and_matches_increment(name, seed, dim, dt):
+    """For ``du/dt = A u`` with s = p stages: ``S = sum_{k=1..p} dt^(k-1) A^k / k! u``."""
+    rng = np.random.RandomState(seed)
+    a = rng.normal(size=(dim, dim))
+    u = rng.normal(size=(5, dim))
+    integrator = get_integrator(name)
+    m = integrator.slope_matrix(a, dt)
+    expected = sum(dt ** (k - 1) * np.linalg.matrix_power(a, k) / math.factorial(k)
+                   for k in range(1, ORDERS[name] + 1))
+    np.testing.assert_allclose(m, expected, rtol=1e-12, atol=1e-12 * (1 + np.abs(expected).max()))
+    slope = integrator.increment(lambda v: v @ a.T, u, dt)
+    np.testing.assert_allclose(u @ m.T, slope, rtol=1e-10, atol=1e-10 * (1 + np.abs(slope).max()))
