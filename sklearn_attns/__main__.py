@@ -3,7 +3,7 @@
 ``python -m sklearn_attns demo``
     AttNS, NeurVec and plain RK4 trained on half of a small spring-chain data set: prints
     the table and writes a figure (a minute or two on two CPU cores).
-``python -m sklearn_attns reproduce EXPERIMENT [--scale quick|paper]``
+``python -m sklearn_attns reproduce EXPERIMENT [--scale quick|medium|paper]``
     One of the paper's experiments; writes a CSV, a Markdown table with the paper's
     numbers beside ours, and a figure into ``--out`` (default ``results/EXPERIMENT``).
     A run that stops resumes from its finished cells.
@@ -22,7 +22,7 @@ _EXPERIMENT_HELP = {
     "table2": "skip connection, S*dt input, LSTM and Transformer attention modules",
     "appendix-d1": "the 10% of test trajectories with the largest |u''|: RK4 vs NeurVec vs AttNS",
 }
-_PUBLIC_SCALES = ("quick", "paper")
+_PUBLIC_SCALES = ("quick", "medium", "paper")
 
 
 def _scale(value):
@@ -121,8 +121,9 @@ def build_parser():
         epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
     reproduce.add_argument("experiment", choices=tuple(_EXPERIMENT_HELP), metavar="EXPERIMENT",
                            help="one of: " + ", ".join(_EXPERIMENT_HELP))
-    reproduce.add_argument("--scale", type=_scale, default="quick", metavar="{quick,paper}",
+    reproduce.add_argument("--scale", type=_scale, default="quick", metavar="{quick,medium,paper}",
                            help="quick (default): minutes on two CPU cores, smaller data and networks; "
+                                "medium: the paper's network on 2-20%% of its data; "
                                 "paper: the paper's sizes (Table 3)")
     _add_run_options(reproduce, "results/EXPERIMENT")
     reproduce.set_defaults(run=_reproduce)
