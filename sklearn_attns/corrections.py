@@ -251,8 +251,10 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
 def cpu_block_rows(network):
     """Rows per block for CPU inference: a block's widest hidden layer fills at most
     ``CPU_BLOCK_BYTES``, so the activation's elementwise pass reads it from cache rather than
-    from memory (``benchmarks/bench_inference.py`` measures the gain). None without a network."""
-    if network is None:
+    from memory (``benchmarks/bench_inference.py`` measures the gain). None (no blocks)
+    without a network, and for the sequence modules, whose activations per row are
+    ``n_features x width``."""
+    if network is None or any(isinstance(m, _ComponentSequence) for m in network.modules()):
         return None
     parameter = next(network.parameters())
     widest = max([m.out_features for m in network.modules() if isinstance(m, nn.Linear)] + [1])
@@ -298,7 +300,8 @@ class HybridStep(nn.Module):
         self.register_buffer("slope_matrix_t", slope_t, persistent=False)
 
     def with_network(self, network, input_mean, input_scale, output_scale):
-        """This base step corrected by ``network`` with its standardisation."""
+        """This base step corrected by ``network`` with its standardisation (a new module;
+        move it with ``.to(device)``)."""
         return HybridStep(self.rhs, self.integrator, self.dt, self.correction, network, input_mean, input_scale,
                           output_scale, self.linear_operator)
 
@@ -323,9 +326,9 @@ class HybridStep(nn.Module):
         return self.correction.delta(output.to(u.dtype), slope, self.dt)
 
     def slope(self, u):
-        """The base integrator's slope ``S(u)`` (float64 in, float64 out)."""
+        """The base integrator's slope ``S(u)``, in the dtype of ``u``."""
         if self.slope_matrix_t is not None:
-            return u @ self.slope_matrix_t
+            return u @ self.slope_matrix_t.to(u.dtype)
         return self.integrator.increment(self.rhs, u, self.dt)
 
     def step(self, u):
@@ -345,5 +348,5 @@ class HybridStep(nn.Module):
         return u, torch.isfinite(u).all(1)
 
     def forward(self, u):
-        # The compiled step fuses the integrator's stages with the network.
+        # The compiled step fuses the base slope's arithmetic with the network.
         return (self.compiled_step or self.step)(u)

@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from ._validation import check_count, check_multiple, check_positive, check_states
 from .integrators import get_integrator
-from .systems import ElasticPendulum, KLinkPendulum, SpringMass, as_system
+from .systems import ElasticPendulum, KLinkPendulum, SpringMass, as_system, linear_operator_of
 
 __all__ = [
     "TrajectoryBlowUpError",
@@ -149,7 +149,7 @@ def make_trajectories(
     _check_rhs(system, u0[:2])
 
     start = time.perf_counter()
-    operator = getattr(system, "linear_operator", None)
+    operator = linear_operator_of(system)
     if operator is not None:
         X = _integrate_linear(operator, integrator, u0, fine_dt, substeps, n_steps)
     else:

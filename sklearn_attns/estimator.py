@@ -24,7 +24,7 @@ from ._validation import (
 from .corrections import HybridStep, build_network, get_correction
 from .integrators import get_integrator
 from .metrics import trajectory_mse
-from .systems import as_system
+from .systems import as_system, linear_operator_of
 from .training import EarlyStopping, RolloutData, TeacherForcedData, train_epochs
 
 __all__ = [
@@ -404,8 +404,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     def predict(self, X, n_steps=100, save_every=1, final_only=False):
         """Roll the hybrid solver out from initial conditions.
 
-        Trajectories are rolled out ``batch_size`` at a time and written straight into
-        the returned array, so peak memory stays close to the size of what is returned.
+        Trajectories are rolled out ``batch_size`` at a time and written into the returned
+        array as they go, so peak memory stays close to the size of what is returned.
 
         Parameters
         ----------
@@ -444,11 +444,12 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                 stop = min(start + self.batch_size, len(u0))
                 u = torch.as_tensor(u0[start:stop], device=self.device_)
                 host = torch.from_numpy(paths[start:stop])
-                # On the CPU the batch writes straight into the output; on a GPU it is
-                # gathered there and copied back once.
-                out = host if self.device_.type == "cpu" else torch.empty(host.shape, dtype=u.dtype, device=u.device)
+                # On the CPU the batch goes into the output 8 states at a time; on a GPU it
+                # is gathered there and copied back once.
+                on_cpu = self.device_.type == "cpu"
+                out = host if on_cpu else torch.empty(host.shape, dtype=u.dtype, device=u.device)
+                saved = _StateRecorder(out, block=8 if on_cpu and not final_only else 1)
                 broken = torch.full((len(u),), -1, device=u.device)
-                saved = _StateRecorder(out)
                 if not final_only:
                     saved.append(u)
                 for n in range(1, n_steps + 1):
@@ -456,9 +457,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                     broken = torch.where((broken < 0) & ~finite, n, broken)
                     if not final_only and n % save_every == 0:
                         saved.append(u)
-                saved.flush()
                 if final_only:
-                    out[:, 0] = u
+                    saved.append(u)
+                saved.flush()
                 if out is not host:
                     host.copy_(out)
                 first_bad[start:stop] = broken.cpu().numpy()
@@ -532,15 +533,21 @@ class _StateRecorder:
     ``(n, n_saved, n_state)`` output, ``block`` at a time.
 
     Staged time-major and written as a block, each row's consecutive states land
-    together; writing every state straight into ``out[:, j]`` touches one page per row per
-    state, which costs several times the copy itself.
+    together: in host memory, writing every state straight into ``out[:, j]`` touches one
+    page per row per state, which costs several times the copy itself. ``block=1`` writes
+    straight through.
     """
 
-    def __init__(self, out, block=8):
+    def __init__(self, out, block):
         self.out, self.saved, self.count = out, 0, 0
-        self.stage = out.new_empty((min(block, out.shape[1]), out.shape[0], out.shape[2]))
+        block = min(block, out.shape[1])
+        self.stage = out.new_empty((block, out.shape[0], out.shape[2])) if block > 1 else None
 
     def append(self, u):
+        if self.stage is None:
+            self.out[:, self.saved] = u
+            self.saved += 1
+            return
         self.stage[self.count] = u
         self.count += 1
         if self.count == len(self.stage):
@@ -581,8 +588,7 @@ def _base_step(system, integrator, dt, correction, n_state, rollout_steps=1, dev
     """The uncorrected :class:`HybridStep` of a system on ``device`` (one matrix product per
     slope when the system is linear)."""
     rhs = _torch_rhs(system, n_state, rollout_steps, device)
-    operator = getattr(system, "linear_operator", None)
-    return HybridStep(rhs, integrator, dt, correction, linear_operator=operator).to(device)
+    return HybridStep(rhs, integrator, dt, correction, linear_operator=linear_operator_of(system)).to(device)
 
 
 def _torch_rhs(system, n_state=None, rollout_steps=1, device="cpu"):

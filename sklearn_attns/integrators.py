@@ -4,7 +4,8 @@ Every integrator shares one stepping mechanism, :meth:`Integrator.increment`, wh
 returns the paper's integration term ``S`` (the slope such that the plain step is
 ``u + dt * S``). It uses only ``+``, ``*`` and the system's right-hand side, so the same
 code runs on batched NumPy arrays and on torch tensors of any dtype and device; the
-result has the dtype and device of ``u``.
+result has the dtype and device of ``u``. For a linear system ``du/dt = A u`` the same
+tableau gives the slope as one matrix, :meth:`Integrator.slope_matrix`.
 """
 
 from dataclasses import dataclass

@@ -21,7 +21,7 @@ from ._validation import check_positive as _check_positive
 from ._validation import check_random_state
 from ._validation import check_states as _check_states
 
-__all__ = ["ODESystem", "SpringMass", "ElasticPendulum", "KLinkPendulum", "as_system"]
+__all__ = ["ODESystem", "SpringMass", "ElasticPendulum", "KLinkPendulum", "as_system", "linear_operator_of"]
 
 
 class ODESystem(BaseEstimator):
@@ -415,6 +415,41 @@ class KLinkPendulum(ODESystem):
         diff = theta[:, :, None] - theta[:, None, :]
         kinetic = 0.5 * (c * xp.cos(diff) * w[:, :, None] * w[:, None, :]).sum((1, 2))
         return kinetic - self._parameter("g") * (weight * xp.cos(theta)).sum(1)
+
+
+def linear_operator_of(system):
+    """``A`` (float64) if ``system.rhs(u) == u @ A.T``, else None.
+
+    A ``linear_operator`` attribute is trusted only once checked against ``rhs`` on random
+    states: a subclass that overrides ``rhs`` inherits its parent's attribute. Data
+    generation and the hybrid solvers use ``A`` to replace the integrator's stages by one
+    matrix product.
+
+    Examples
+    --------
+    >>> from sklearn_attns.systems import SpringMass, linear_operator_of
+    >>> linear_operator_of(SpringMass(n_masses=3)).shape
+    (6, 6)
+    >>> class Damped(SpringMass):
+    ...     def rhs(self, u):
+    ...         return super().rhs(u) - 0.1 * u
+    >>> linear_operator_of(Damped(n_masses=3)) is None
+    True
+    """
+    operator = getattr(system, "linear_operator", None)
+    if operator is None:
+        return None
+    operator = np.asarray(operator, dtype=np.float64)
+    probe = np.random.RandomState(0).normal(size=(3, operator.shape[1]))
+    expected = probe @ operator.T
+    try:
+        du = np.asarray(system.rhs(probe), dtype=np.float64)
+    except Exception:  # an rhs for torch tensors only: the general path decides
+        return None
+    tolerance = 1e-10 * (1.0 + np.abs(expected).max())
+    if du.shape != expected.shape or not np.allclose(du, expected, rtol=1e-10, atol=tolerance):
+        return None
+    return operator
 
 
 def as_system(system, n_state=None):
