@@ -27,6 +27,8 @@ def test_rational_is_its_formula_with_exact_gradients(safe):
     q = b[1] * x + b[2] * x**2
     expected = p / (1 + np.abs(q)) if safe else p / (b[0] + q)
     np.testing.assert_allclose(rational(torch.tensor(x)).detach().numpy(), expected, rtol=1e-13, atol=1e-13)
+    with torch.no_grad():  # the in-place inference path
+        np.testing.assert_allclose(rational(torch.tensor(x)).numpy(), expected, rtol=1e-13, atol=1e-13)
     # Away from the kink of |q| (q = 0 at x = 0 and x = 3), autograd agrees with finite
     # differences, for the input and for the coefficients.
     inputs = torch.tensor([-2.1, -0.8, 0.45, 1.7, 2.6], dtype=torch.float64, requires_grad=True)
