@@ -170,7 +170,7 @@ def test_bad_experiment_name_errors_clearly(capsys):
 def test_bad_scale_errors_clearly(capsys):
     with pytest.raises(SystemExit):
         main(["reproduce", "fig4", "--scale", "huge"])
-    assert "invalid scale 'huge' (choose from quick, paper)" in capsys.readouterr().err
+    assert "invalid scale 'huge' (choose from quick, medium, paper)" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown scale"):
         run_experiment("fig4", "huge")
 
