@@ -439,7 +439,12 @@ def linear_operator_of(system):
     operator = getattr(system, "linear_operator", None)
     if operator is None:
         return None
-    operator = np.asarray(operator, dtype=np.float64)
+    try:
+        operator = np.asarray(operator, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    if operator.ndim != 2 or operator.shape[0] != operator.shape[1]:
+        return None  # not a usable A: rhs alone defines the system
     probe = np.random.RandomState(0).normal(size=(3, operator.shape[1]))
     expected = probe @ operator.T
     try:

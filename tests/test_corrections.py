@@ -10,7 +10,7 @@ from torch.func import functional_call
 from sklearn_attns import AttNSSolver, HybridSolverRegressor, make_trajectories
 from sklearn_attns.corrections import CPU_BLOCK_BYTES, Rational, build_network, cpu_block_rows
 from sklearn_attns.integrators import get_integrator
-from sklearn_attns.systems import SpringMass, linear_operator_of
+from sklearn_attns.systems import ODESystem, SpringMass, linear_operator_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -122,6 +122,13 @@ class DampedChain(SpringMass):
 
     def rhs(self, u):
         return super().rhs(u) - 0.5 * u
+
+
+@pytest.mark.parametrize("operator", [None, "not a matrix", np.ones((6, 5)), np.eye(6)])
+def test_only_an_operator_that_agrees_with_rhs_is_used(operator):
+    system = ODESystem(rhs=SpringMass(n_masses=3).rhs, n_state=6)
+    system.linear_operator = operator
+    assert linear_operator_of(system) is None  # eye(6) is square but is not the chain's A
 
 
 def test_a_subclass_rhs_wins_over_an_inherited_linear_operator(trained_chain):
