@@ -33,15 +33,20 @@ def _scale(value):
     return value
 
 
-def _add_run_options(parser, default_out):
+def _add_run_options(parser, default_out, report=False):
     parser.add_argument("--out", metavar="DIR", help=f"output folder (default: {default_out})")
     parser.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--epochs", type=int, metavar="N", help="training epochs (default: the scale's)")
     parser.add_argument("--compile", action="store_true", help="run the networks through torch.compile")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
-    parser.add_argument("--fresh", action="store_true",
-                        help="rerun the cells finished earlier instead of reusing them")
+    reuse = parser.add_mutually_exclusive_group()
+    reuse.add_argument("--fresh", action="store_true",
+                       help="rerun the cells finished earlier instead of reusing them")
+    if report:
+        reuse.add_argument("--report", action="store_true",
+                           help="run nothing: write the outputs from the cells finished so far (by this or "
+                                "another process) and list the others as not run yet")
 
 
 def _run(experiment, scale, args):
@@ -56,7 +61,8 @@ def _run(experiment, scale, args):
     start = time.perf_counter()
     try:
         records, paths = run_experiment(experiment, scale, out=out, device=args.device, compile=args.compile,
-                                        resume=not args.fresh)
+                                        resume=not args.fresh,
+                                        report_only=getattr(args, "report", False))
     except ImportError as exc:
         print(f"error: {exc}. The CSV and Markdown files are in {out}.", file=sys.stderr)
         return 1
@@ -125,7 +131,7 @@ def build_parser():
                            help="quick (default): minutes on two CPU cores, smaller data and networks; "
                                 "medium: the paper's network on 2-20%% of its data; "
                                 "paper: the paper's sizes (Table 3)")
-    _add_run_options(reproduce, "results/EXPERIMENT")
+    _add_run_options(reproduce, "results/EXPERIMENT", report=True)
     reproduce.set_defaults(run=_reproduce)
     return parser
 

@@ -608,7 +608,7 @@ def format_mse(value):
     return f"{mantissa}e{int(exponent)}"
 
 
-def _markdown(experiment, scale, records, elapsed):
+def _markdown(experiment, scale, records, elapsed, missing=()):
     columns = list(experiment.columns)
     extras = list(experiment.extra)
     header = [_HEADERS[c] for c in columns] + ["MSE (ours)", "MSE (paper)"] + [_HEADERS[c] for c in extras]
@@ -622,6 +622,9 @@ def _markdown(experiment, scale, records, elapsed):
         row += [str(r[c]) or "—" for c in extras]
         lines.append("| " + " | ".join(text.replace("|", "\\|") for text in row) + " |")
     lines += ["", f"Paper numbers: {experiment.paper_note}"]
+    if missing:
+        lines += ["", f"Not run yet ({len(missing)} of {len(records) + len(missing)} cells; the same command "
+                      "without `--report` runs them): " + "; ".join(missing) + "."]
     blown = [r for r in records if r["blown_up"]]
     if blown:
         lines.append(f"'blew up': some test rollouts became non-finite ({len(blown)} cell(s)).")
@@ -642,8 +645,10 @@ def _write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True):
+def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True, missing=()):
     """Write ``EXPERIMENT.csv``, ``EXPERIMENT.md`` and, with ``plot``, ``EXPERIMENT.png``.
+
+    ``missing`` names cells not run yet; the Markdown file lists them under the table.
 
     Returns
     -------
@@ -658,7 +663,7 @@ def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True):
         writer.writeheader()
         writer.writerows(records)
     os.replace(tmp, paths["csv"])
-    _write_atomic(paths["markdown"], _markdown(experiment, scale, records, elapsed))
+    _write_atomic(paths["markdown"], _markdown(experiment, scale, records, elapsed, missing))
     if plot:
         from . import plotting
 
@@ -671,7 +676,7 @@ def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True):
 
 
 def run_experiment(experiment, scale="quick", out=None, device="auto", compile=False, resume=True, plot=True,
-                   verbose=1):
+                   verbose=1, report_only=False):
     """Run (or resume) an experiment and write its CSV, Markdown table and figure.
 
     Parameters
@@ -693,6 +698,9 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
     verbose : int, default=1
         1 prints a line per cell and one per data split made (cached data sets are loaded
         silently); 0 prints nothing.
+    report_only : bool, default=False
+        Run no cell: write the outputs from the cells finished so far (by this or another
+        process), listing the others as not run yet. A way to look at a long run midway.
 
     Returns
     -------
@@ -701,6 +709,8 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
     paths : dict
         The files written.
     """
+    if report_only and not resume:
+        raise ValueError("report_only=True reads the finished cells; it needs resume=True.")
     if isinstance(experiment, str):
         if experiment not in EXPERIMENTS:
             raise ValueError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}.")
@@ -716,7 +726,7 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
     data = _DataCache(scale, verbose)
     say = print if verbose else (lambda *args, **kwargs: None)
     say(f"{experiment.name}: {len(cells)} cells at scale {scale.name!r}, results in {out}", flush=True)
-    records, elapsed, start = [], 0.0, time.perf_counter()
+    records, missing, elapsed, start = [], [], 0.0, time.perf_counter()
     for i, cell in enumerate(cells, 1):
         path = cell_dir / f"{cell.key}.json"
         settings = _settings(cell, scale)
@@ -729,6 +739,10 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
         if resume and stored is not None and stored.get("settings") == settings:
             result = stored["result"]
             say(f"{label}: done earlier, MSE {format_mse(result['mse'])}", flush=True)
+        elif report_only:
+            say(f"{label}: not run yet", flush=True)
+            missing.append(label.split("] ", 1)[1])
+            continue
         else:
             result = run_cell(cell, scale, data(cell), device=device, compile=compile)
             _write_atomic(path, json.dumps({"settings": settings, "result": result}, indent=1))
@@ -738,7 +752,7 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
         records.append(_record(experiment, scale, cell, result))
     if "rel_speed" in experiment.extra:
         _relative_speeds(records)
-    paths = write_outputs(experiment, scale, records, out, elapsed, plot=plot)
+    paths = write_outputs(experiment, scale, records, out, elapsed, plot=plot and bool(records), missing=missing)
     say("wrote " + ", ".join(str(p) for p in paths.values()), flush=True)
     return records, paths
 

@@ -141,6 +141,37 @@ def test_resume_skips_finished_cells_and_reruns_changed_ones(tmp_path, monkeypat
     assert len(calls) == len(first)
 
 
+def test_report_writes_the_finished_cells_and_lists_the_others(tmp_path, monkeypatch, capsys):
+    records, _ = _run("appendix-d1", tmp_path)
+    kept = min((tmp_path / "cells").glob("*.json"))
+    for path in (tmp_path / "cells").glob("*.json"):
+        if path != kept:
+            path.unlink()
+
+    def fail(*args, **kwargs):
+        raise AssertionError("report_only ran a cell")
+
+    monkeypatch.setattr(experiments, "run_cell", fail)
+    reported, paths = _run("appendix-d1", tmp_path, report_only=True)
+    assert len(reported) == 1 and reported[0]["mse"] in [r["mse"] for r in records]
+    with open(paths["csv"], newline="", encoding="utf-8") as handle:
+        assert len(list(csv.DictReader(handle))) == 1
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert f"Not run yet ({len(records) - 1} of {len(records)} cells" in markdown
+    assert markdown.split("Not run yet")[1].split("): ")[1].count("; ") == len(records) - 2  # each one named
+    assert paths["figure"].exists()
+
+    # The command-line flag; it cannot be combined with --fresh.
+    assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--out", str(tmp_path), "--epochs", "1",
+                 "--device", "cpu", "--report"]) == 0
+    assert "not run yet" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["reproduce", "appendix-d1", "--report", "--fresh"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="report_only=True .* resume=True"):
+        _run("appendix-d1", tmp_path, report_only=True, resume=False)
+
+
 def test_stored_cell_holds_settings_and_result(finished):
     _, paths = finished("fig4")
     cells = paths["csv"].parent / "cells"
