@@ -6,7 +6,7 @@ products of the network's shapes reach in the same run: per step, the two produc
 the network's dtype (float32). The fraction is rollout rate / bare rate (target: 70%).
 ``predict`` is timed returning every state (a float64 array of n x (n_steps + 1) x 40,
 whose copy to the host is part of the cost) and returning the final state only. On the
-CPU, ``predict`` rolls out cache-sized blocks of rows (``HybridStep.cpu_block_rows``); the
+CPU, ``predict`` rolls out cache-sized blocks of rows (``corrections.cpu_block_rows``); the
 reference multiplies the whole batch at once. Timings are the fastest of ``--repeats``
 interleaved rounds.
 

@@ -21,7 +21,7 @@ from ._validation import (
     check_states,
     check_trajectories,
 )
-from .corrections import HybridStep, build_network, get_correction
+from .corrections import HybridStep, build_network, cpu_block_rows, get_correction
 from .integrators import get_integrator
 from .metrics import trajectory_mse
 from .systems import as_system, linear_operator_of
@@ -439,6 +439,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         first_bad = np.full(len(u0), -1)
         model = self.model_.compile() if self.compile else self.model_
         rollout_step = model.compiled_rollout_step or model.rollout_step
+        # Read at each call: the thread count may differ from that at fit (a worker process).
+        block_rows = cpu_block_rows(model.network) if self.device_.type == "cpu" else None
         with torch.no_grad():
             for start in range(0, len(u0), self.batch_size):
                 stop = min(start + self.batch_size, len(u0))
@@ -453,7 +455,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                 if not final_only:
                     saved.append(u)
                 for n in range(1, n_steps + 1):
-                    u, finite = rollout_step(u)
+                    u, finite = rollout_step(u, block_rows)
                     broken = torch.where((broken < 0) & ~finite, n, broken)
                     if not final_only and n % save_every == 0:
                         saved.append(u)

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
+import sklearn_attns.estimator as estimator_module
 from sklearn_attns import AttNSSolver, HybridSolverRegressor, make_trajectories
 from sklearn_attns.corrections import CPU_BLOCK_BYTES, Rational, build_network, cpu_block_rows
 from sklearn_attns.integrators import get_integrator
@@ -87,28 +88,34 @@ def test_rollout_step_flags_rows_that_are_no_longer_finite(trained_chain, block_
     _, X, est = trained_chain
     step = est.model_.with_network(est.model_.network, est.model_.input_mean, est.model_.input_scale,
                                    est.model_.output_scale)
-    step.cpu_block_rows = block_rows
     u = torch.as_tensor(X[:6, 0].copy())
     u[1, 2], u[3, 0], u[5, 5] = float("nan"), float("inf"), float("-inf")
     with torch.no_grad():
-        u_next, finite = step.rollout_step(u)
+        u_next, finite = step.rollout_step(u, block_rows)
         expected = step.step(u[[0, 2, 4]])
     assert finite.tolist() == [True, False, True, False, True, False]
     np.testing.assert_allclose(u_next[[0, 2, 4]], expected, rtol=1e-6, atol=1e-9)
 
 
-def test_cpu_blocks_keep_the_hidden_layer_within_the_budget(trained_chain):
+def test_cpu_blocks_keep_the_hidden_layer_within_the_budget_per_thread(trained_chain, monkeypatch):
     _, X, est = trained_chain
-    rows = est.model_.cpu_block_rows
-    assert rows * 32 * 4 <= CPU_BLOCK_BYTES < (rows + 1) * 32 * 4
+    network = est.model_.network
+    for threads in (1, 2, 3):
+        rows = cpu_block_rows(network, threads)
+        assert rows * 32 * 4 <= threads * CPU_BLOCK_BYTES < (rows + 1) * 32 * 4
+    assert cpu_block_rows(network) == cpu_block_rows(network, torch.get_num_threads())
     # Predicting in blocks of 7 rows or in one batch (40 rows < rows) gives the same
     # rollouts, up to float32 rounding of products of other shapes.
     whole = est.predict(X[:, 0], n_steps=5)
-    est.model_.cpu_block_rows = 7
-    try:
-        np.testing.assert_allclose(est.predict(X[:, 0], n_steps=5), whole, rtol=1e-6, atol=1e-9)
-    finally:
-        est.model_.cpu_block_rows = rows
+    seen = []
+
+    def seven_rows(network):
+        seen.append(network)
+        return 7
+
+    monkeypatch.setattr(estimator_module, "cpu_block_rows", seven_rows)
+    np.testing.assert_allclose(est.predict(X[:, 0], n_steps=5), whole, rtol=1e-6, atol=1e-9)
+    assert seen == [network]
 
 
 def test_sequence_modules_are_not_blocked():
