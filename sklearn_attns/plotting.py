@@ -112,7 +112,7 @@ def bar_chart(records, path, *, panels, series, groups=None, title="", xlabel=""
                     continue
                 x = g + (s - (len(series_names) - 1) / 2) * width
                 y = float(match[0][value]) if _finite(match[0][value]) else math.inf
-                label = name if g == 0 else None
+                label = name
                 if not groups:
                     ticks.append(x)
                     tick_labels.append(f"{y:.1e}".replace("e-0", "e-").replace("e+0", "e") if math.isfinite(y)
@@ -139,7 +139,12 @@ def bar_chart(records, path, *, panels, series, groups=None, title="", xlabel=""
         ax.grid(axis="y", which="major", alpha=0.3)
     for ax in axes[len(panel_names):]:
         ax.set_visible(False)
-    handles, labels = axes[0].get_legend_handles_labels()
+    # One legend entry per series, also for a series missing from the first panel.
+    entries = {}
+    for ax in axes[: len(panel_names)]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    labels, handles = list(entries), list(entries.values())
     if any(_finite(r.get(paper_value, "")) for r in records):
         handles.append(axes[0].plot([], [], "D", color="black", markersize=5)[0])
         labels.append("paper")

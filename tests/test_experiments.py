@@ -278,3 +278,17 @@ def test_demo_summary_ratio(other, ours, expected):
     from sklearn_attns.__main__ import _ratio
 
     assert _ratio(other, ours) == expected
+
+
+def test_bar_chart_legend_names_every_series_once(tmp_path, monkeypatch):
+    """Table 2's LSTM and Transformer rows have no spring-mass bar, so they first appear
+    in the second panel; the legend must still name them (and nothing twice)."""
+    from sklearn_attns import plotting
+
+    records = [{"system": system, "variant": variant, "mse": 1e-6, "paper_mse": ""}
+               for system, variants in (("chain", ("Ours", "w/ skip")), ("pendulum", ("Ours", "LSTM", "Transformer")))
+               for variant in variants]
+    shown = {}
+    monkeypatch.setattr(plotting, "_finish", lambda figure, handles, labels, title, path: shown.update(labels=labels))
+    plotting.bar_chart(records, tmp_path / "t.png", panels=("system",), series="variant")
+    assert shown["labels"] == ["Ours", "w/ skip", "LSTM", "Transformer"]
