@@ -731,17 +731,17 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
         path = cell_dir / f"{cell.key}.json"
         settings = _settings(cell, scale)
         stored = _load_cell(path)
-        label = (f"[{i}/{len(cells)}] {SYSTEM_NAMES[cell.benchmark]}"
-                 + (f" d={cell.n_masses}" if cell.n_masses else "")
-                 + f" {cell.integrator} {cell.method} {cell.data_fraction * 100:g}%"
-                 + (f" [{cell.variant}]" if cell.variant else "")
-                 + "".join(f" {k}={v}" for k, v in cell.params))
+        name = (f"{SYSTEM_NAMES[cell.benchmark]}" + (f" d={cell.n_masses}" if cell.n_masses else "")
+                + f" {cell.integrator} {cell.method} {cell.data_fraction * 100:g}%"
+                + (f" [{cell.variant}]" if cell.variant else "")
+                + "".join(f" {k}={v}" for k, v in cell.params))
+        label = f"[{i}/{len(cells)}] {name}"
         if resume and stored is not None and stored.get("settings") == settings:
             result = stored["result"]
             say(f"{label}: done earlier, MSE {format_mse(result['mse'])}", flush=True)
         elif report_only:
             say(f"{label}: not run yet", flush=True)
-            missing.append(label.split("] ", 1)[1])
+            missing.append(name)
             continue
         else:
             result = run_cell(cell, scale, data(cell), device=device, compile=compile)
