@@ -40,6 +40,8 @@ def _add_run_options(parser, default_out, report=False):
     parser.add_argument("--compile", action="store_true", help="run the networks through torch.compile")
     parser.add_argument("--threads", type=int, metavar="N",
                         help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print a line per training epoch inside each cell (for long runs)")
     reuse = parser.add_mutually_exclusive_group()
     reuse.add_argument("--fresh", action="store_true",
                        help="rerun the cells finished earlier instead of reusing them")
@@ -61,7 +63,7 @@ def _run(experiment, scale, args):
     start = time.perf_counter()
     try:
         records, paths = run_experiment(experiment, scale, out=out, device=args.device, compile=args.compile,
-                                        resume=not args.fresh,
+                                        resume=not args.fresh, verbose=2 if args.verbose else 1,
                                         report_only=getattr(args, "report", False))
     except ImportError as exc:
         print(f"error: {exc}. The CSV and Markdown files are in {out}.", file=sys.stderr)

@@ -286,7 +286,7 @@ def _test_set(cell, data):
     return X
 
 
-def run_cell(cell, scale, data, device="auto", compile=False):
+def run_cell(cell, scale, data, device="auto", compile=False, verbose=0):
     """Fit one cell's solver and score it on its test trajectories.
 
     Parameters
@@ -301,6 +301,8 @@ def run_cell(cell, scale, data, device="auto", compile=False):
         Torch device of the solver.
     compile : bool, default=False
         Run the network through ``torch.compile``.
+    verbose : int, default=0
+        Passed to the solver: 1 prints a line per training epoch.
 
     Returns
     -------
@@ -313,7 +315,7 @@ def run_cell(cell, scale, data, device="auto", compile=False):
     params = dict(system=data.system, dt=data.dt, integrator=cell.integrator, correction=cell.correction,
                   data_fraction=cell.data_fraction, width=scale.width, max_epochs=scale.max_epochs,
                   batch_size=scale.batch_size, learning_rate=scale.learning_rate, device=device,
-                  compile=compile, random_state=scale.random_state)
+                  compile=compile, random_state=scale.random_state, verbose=verbose)
     params.update(cell.params)
     solver = HybridSolverRegressor(**params)
     X = _test_set(cell, data)
@@ -697,7 +699,8 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
         Draw the figure (needs matplotlib, the ``plot`` extra).
     verbose : int, default=1
         1 prints a line per cell and one per data split made (cached data sets are loaded
-        silently); 0 prints nothing.
+        silently); 2 also names each cell as it starts and prints a line per training
+        epoch (for long cells); 0 prints nothing.
     report_only : bool, default=False
         Run no cell: write the outputs from the cells finished so far (by this or another
         process), listing the others as not run yet. A way to look at a long run midway.
@@ -744,7 +747,9 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
             missing.append(name)
             continue
         else:
-            result = run_cell(cell, scale, data(cell), device=device, compile=compile)
+            if verbose >= 2:
+                say(f"{label}: running", flush=True)
+            result = run_cell(cell, scale, data(cell), device=device, compile=compile, verbose=int(verbose >= 2))
             _write_atomic(path, json.dumps({"settings": settings, "result": result}, indent=1))
             say(f"{label}: MSE {format_mse(result['mse'])} (fit {result['fit_s']:.1f} s, "
                 f"{time.perf_counter() - start:.0f} s elapsed)", flush=True)

@@ -209,9 +209,14 @@ def test_bad_scale_errors_clearly(capsys):
 def test_cli_runs_an_experiment_at_the_hidden_tiny_scale(tmp_path, capsys):
     out = tmp_path / "d1"
     assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--out", str(out), "--device", "cpu",
-                 "--epochs", "1"]) == 0
+                 "--epochs", "1", "--verbose"]) == 0
     assert (out / "appendix-d1.md").exists() and (out / "appendix-d1.png").exists()
-    assert "appendix-d1 finished" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "appendix-d1 finished" in printed
+    # --verbose names each cell before it runs and prints the epochs of those that train.
+    cells = experiments.EXPERIMENTS["appendix-d1"].cells(SCALES["tiny"])
+    assert printed.count(": running") == len(cells)
+    assert printed.count("epoch 1/1: loss") == sum(c.correction != "none" for c in cells) > 0
 
 
 def test_demo_prints_the_table_and_writes_the_figure(tmp_path, capsys, monkeypatch):
