@@ -312,3 +312,56 @@ def test_numpy_only_rhs_falls_back_with_a_warning(chain):
                                rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="rollout_steps > 1"):
         HybridSolverRegressor(system=numpy_only_chain, rollout_steps=2, device="cpu").fit(X)
+
+
+def _subnormal_reads_as_zero():
+    # An IEEE subnormal (1e-40 < float32's smallest normal 1.2e-38) doubles to 2e-40
+    # unless the CPU treats subnormal inputs as zero.
+    return bool(torch.tensor(1e-40, dtype=torch.float32) * 2 == 0)
+
+
+_MODE_SEEN_BY_RHS = []
+
+
+def _recording_cubic(u):
+    if torch.is_tensor(u):
+        _MODE_SEEN_BY_RHS.append(_subnormal_reads_as_zero())
+    return -u - 0.1 * u**3
+
+
+@pytest.fixture
+def flush_mode_restored():
+    yield
+    torch.set_flush_denormal(False)
+
+
+def test_subnormals_flushed_sets_and_restores_the_cpu_mode(flush_mode_restored):
+    from sklearn_attns.training import subnormals_flushed
+
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode (torch.set_flush_denormal returns False)")
+    with subnormals_flushed("cpu"):
+        assert _subnormal_reads_as_zero()
+    assert not _subnormal_reads_as_zero()
+    with subnormals_flushed("cuda"):  # another device's work: the CPU mode is left alone
+        assert not _subnormal_reads_as_zero()
+    torch.set_flush_denormal(True)  # a caller's own choice survives
+    with subnormals_flushed("cpu"):
+        pass
+    assert _subnormal_reads_as_zero()
+
+
+def test_cpu_training_flushes_subnormals_and_leaves_the_mode_as_it_was(flush_mode_restored):
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode (torch.set_flush_denormal returns False)")
+    system = ODESystem(rhs=_recording_cubic, n_state=2)
+    u0 = np.random.RandomState(0).uniform(-1, 1, size=(8, 2))
+    X = make_trajectories(system, initial_conditions=u0, t_end=1.0, dt=0.2, fine_dt=0.01)
+    _MODE_SEEN_BY_RHS.clear()
+    # With input noise the base slope of each noisy batch is computed inside the training loop.
+    _fit(system, X, max_epochs=1, width=8, input_noise=1e-5)
+    # The base increments of the training set are computed before training, in the
+    # caller's mode; every call from the training loop sees subnormals flushed.
+    first_flushed = _MODE_SEEN_BY_RHS.index(True)
+    assert not any(_MODE_SEEN_BY_RHS[:first_flushed]) and all(_MODE_SEEN_BY_RHS[first_flushed:])
+    assert not _subnormal_reads_as_zero()
