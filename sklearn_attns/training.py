@@ -137,11 +137,12 @@ def subnormals_flushed(device):
     Gradients late in training are small enough that their products underflow below
     float32's smallest normal number (1.2e-38), and x86 CPUs compute with such subnormal
     numbers in microcode, many times slower: Table 2's Transformer module took 1.9x as
-    long over 30 epochs without the flush (``benchmarks/bench_subnormals.py``). Values that small carry nothing a network update can
-    use; GPUs flush them in their fast paths too. The mode lives in a per-thread CPU
-    register (``torch.set_flush_denormal``), so torch's other intra-op threads keep their
-    own: the gain is whole with one torch thread, as in parallel workers, and partial with
-    several. Other devices are left as they are.
+    long over 30 epochs without the flush (``benchmarks/bench_subnormals.py``). Values
+    that small carry nothing a network update can use. The mode lives in a per-thread
+    CPU register (``torch.set_flush_denormal``), so torch's other intra-op threads keep
+    their own: the gain is whole with one torch thread, as in parallel workers, and
+    partial with several. Other devices (GPUs compute with subnormals at full speed) are
+    left as they are.
     """
     if torch.device(device).type != "cpu":
         yield
