@@ -134,7 +134,7 @@ def _subnormals_are_flushed():
 def subnormals_flushed(device):
     """Treat subnormal floats as zero in CPU arithmetic of the calling thread, then restore.
 
-    Gradients late in training are small enough that their products underflow below
+    Late in training, products in the backward pass can underflow below
     float32's smallest normal number (1.2e-38), and x86 CPUs compute with such subnormal
     numbers in microcode, many times slower: Table 2's Transformer module took 1.9x as
     long over 30 epochs without the flush (``benchmarks/bench_subnormals.py``). Values
