@@ -143,6 +143,16 @@ def subnormals_flushed(device):
     their own: the gain is whole with one torch thread, as in parallel workers, and
     partial with several. Other devices (GPUs compute with subnormals at full speed) are
     left as they are.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_attns.training import subnormals_flushed
+    >>> tiny = torch.tensor(1e-40)  # below float32's smallest normal number
+    >>> with subnormals_flushed("cpu"):
+    ...     inside = float(tiny * 2)
+    >>> inside, float(tiny * 2) > 0  # flushed inside (x86 CPUs), IEEE again after
+    (0.0, True)
     """
     if torch.device(device).type != "cpu":
         yield
