@@ -52,22 +52,27 @@ def _add_run_options(parser, default_out, report=False):
 
 
 def _run(experiment, scale, args):
+    import torch
+
     from .experiments import run_experiment, with_overrides
+    from .training import subnormals_flushed
 
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    scale = with_overrides(scale, max_epochs=args.epochs)
-    out = args.out or f"results/{experiment.name}"
-    start = time.perf_counter()
-    try:
-        records, paths = run_experiment(experiment, scale, out=out, device=args.device, compile=args.compile,
-                                        resume=not args.fresh, verbose=2 if args.verbose else 1,
-                                        report_only=getattr(args, "report", False))
-    except ImportError as exc:
-        print(f"error: {exc}. The CSV and Markdown files are in {out}.", file=sys.stderr)
-        return 1
+    # Flushed before torch starts its threads, so that all of them inherit the mode, not
+    # only the one that calls fit (see subnormals_flushed); restored on the way out.
+    with subnormals_flushed("cpu"):
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        scale = with_overrides(scale, max_epochs=args.epochs)
+        out = args.out or f"results/{experiment.name}"
+        start = time.perf_counter()
+        try:
+            records, paths = run_experiment(experiment, scale, out=out, device=args.device,
+                                            compile=args.compile, resume=not args.fresh,
+                                            verbose=2 if args.verbose else 1,
+                                            report_only=getattr(args, "report", False))
+        except ImportError as exc:
+            print(f"error: {exc}. The CSV and Markdown files are in {out}.", file=sys.stderr)
+            return 1
     print(f"{experiment.name} finished in {time.perf_counter() - start:.0f} s")
     return records, paths
 

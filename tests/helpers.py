@@ -8,6 +8,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
+import torch
 
 from sklearn_attns.systems import ODESystem
 
@@ -76,3 +77,9 @@ def interrupt_training_after(batches):
 
     with mock.patch.object(training.TeacherForcedData, "batch_loss", interrupted):
         yield
+
+
+def subnormal_reads_as_zero():
+    """Whether this thread's CPU treats subnormal floats as zero: an IEEE subnormal (1e-40,
+    below float32's smallest normal 1.2e-38) doubles to 2e-40 unless it is flushed."""
+    return bool(torch.tensor(1e-40, dtype=torch.float32) * 2 == 0)

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from helpers import interrupt_training_after
+from helpers import interrupt_training_after, subnormal_reads_as_zero
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from sklearn_attns import AttNSSolver, HybridSolverRegressor, NeurVecSolver, make_trajectories
@@ -314,18 +314,12 @@ def test_numpy_only_rhs_falls_back_with_a_warning(chain):
         HybridSolverRegressor(system=numpy_only_chain, rollout_steps=2, device="cpu").fit(X)
 
 
-def _subnormal_reads_as_zero():
-    # An IEEE subnormal (1e-40 < float32's smallest normal 1.2e-38) doubles to 2e-40
-    # unless the CPU treats subnormal inputs as zero.
-    return bool(torch.tensor(1e-40, dtype=torch.float32) * 2 == 0)
-
-
 _MODE_SEEN_BY_RHS = []
 
 
 def _recording_cubic(u):
     if torch.is_tensor(u):
-        _MODE_SEEN_BY_RHS.append(_subnormal_reads_as_zero())
+        _MODE_SEEN_BY_RHS.append(subnormal_reads_as_zero())
     return -u - 0.1 * u**3
 
 
@@ -341,14 +335,14 @@ def test_subnormals_flushed_sets_and_restores_the_cpu_mode(flush_mode_restored):
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode (torch.set_flush_denormal returns False)")
     with subnormals_flushed("cpu"):
-        assert _subnormal_reads_as_zero()
-    assert not _subnormal_reads_as_zero()
+        assert subnormal_reads_as_zero()
+    assert not subnormal_reads_as_zero()
     with subnormals_flushed("cuda"):  # another device's work: the CPU mode is left alone
-        assert not _subnormal_reads_as_zero()
+        assert not subnormal_reads_as_zero()
     torch.set_flush_denormal(True)  # a caller's own choice survives
     with subnormals_flushed("cpu"):
         pass
-    assert _subnormal_reads_as_zero()
+    assert subnormal_reads_as_zero()
 
 
 def test_cpu_training_flushes_subnormals_and_leaves_the_mode_as_it_was(flush_mode_restored):
@@ -364,4 +358,4 @@ def test_cpu_training_flushes_subnormals_and_leaves_the_mode_as_it_was(flush_mod
     # caller's mode; every call from the training loop sees subnormals flushed.
     first_flushed = _MODE_SEEN_BY_RHS.index(True)
     assert not any(_MODE_SEEN_BY_RHS[:first_flushed]) and all(_MODE_SEEN_BY_RHS[first_flushed:])
-    assert not _subnormal_reads_as_zero()
+    assert not subnormal_reads_as_zero()

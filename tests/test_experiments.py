@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from helpers import subnormal_reads_as_zero
 
 from sklearn_attns import experiments
 from sklearn_attns.__main__ import main
@@ -206,10 +207,17 @@ def test_bad_scale_errors_clearly(capsys):
         run_experiment("fig4", "huge")
 
 
-def test_cli_runs_an_experiment_at_the_hidden_tiny_scale(tmp_path, capsys):
+def test_cli_runs_an_experiment_at_the_hidden_tiny_scale(tmp_path, capsys, monkeypatch):
     out = tmp_path / "d1"
+    modes, run = [], experiments.run_experiment
+    monkeypatch.setattr(experiments, "run_experiment",
+                        lambda *a, **k: modes.append(subnormal_reads_as_zero()) or run(*a, **k))
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU has no flush-to-zero mode (torch.set_flush_denormal returns False)")
     assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--out", str(out), "--device", "cpu",
                  "--epochs", "1", "--verbose"]) == 0
+    # The whole command runs with subnormals flushed; the caller's mode is back after it.
+    assert modes == [True] and not subnormal_reads_as_zero()
     assert (out / "appendix-d1.md").exists() and (out / "appendix-d1.png").exists()
     printed = capsys.readouterr().out
     assert "appendix-d1 finished" in printed
