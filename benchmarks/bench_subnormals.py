@@ -2,11 +2,11 @@
 
 Prints measured figures (not a test). Trains AttNS on a small 2-link pendulum set
 (``load_klink_pendulum(scale=0.004)``: 80 training trajectories, half of them used; RK4,
-dt = 0.1, batch 1024, width 1024) with Table 2's Transformer module and with the default MLP, each twice in
-the same process: as ``fit`` runs (subnormals flushed in the training loop) and with the
-flush switched off (IEEE subnormal arithmetic, torch's default). Reports fit times,
-their ratio, and both runs' final training losses and test MSEs (equal when the values
-flushed carry nothing).
+dt = 0.1, batch 1024, width 1024) with Table 2's Transformer module and with the default
+MLP, each twice in the same process: as ``fit`` runs (subnormals flushed in the training
+loop) and with the flush switched off (IEEE subnormal arithmetic, torch's default).
+Reports fit times, their ratio, and both runs' final training losses and test MSEs
+(equal when the values flushed carry nothing).
 
 Run: python benchmarks/bench_subnormals.py [--epochs 8] [--threads 1] [--scale 0.004]
 """
