@@ -49,6 +49,10 @@ def _add_run_options(parser, default_out, report=False):
         reuse.add_argument("--report", action="store_true",
                            help="run nothing: write the outputs from the cells finished so far (by this or "
                                 "another process) and list the others as not run yet")
+        parser.add_argument("--only", action="append", metavar="PATTERN",
+                            help="run only the cells whose key (OUT/cells/KEY.json) matches this shell-style "
+                                 "pattern, e.g. 'spring_mass*' or '*-rk4-*' (repeatable); the outputs list "
+                                 "the other cells as done earlier or not run yet")
 
 
 def _run(experiment, scale, args):
@@ -69,7 +73,8 @@ def _run(experiment, scale, args):
             records, paths = run_experiment(experiment, scale, out=out, device=args.device,
                                             compile=args.compile, resume=not args.fresh,
                                             verbose=2 if args.verbose else 1,
-                                            report_only=getattr(args, "report", False))
+                                            report_only=getattr(args, "report", False),
+                                            only=getattr(args, "only", None))
         except ImportError as exc:
             print(f"error: {exc}. The CSV and Markdown files are in {out}.", file=sys.stderr)
             return 1
@@ -78,9 +83,17 @@ def _run(experiment, scale, args):
 
 
 def _reproduce(args):
-    from .experiments import EXPERIMENTS, SCALES
+    from .experiments import EXPERIMENTS, SCALES, _choose_cells
 
-    result = _run(EXPERIMENTS[args.experiment], SCALES[args.scale], args)
+    experiment, scale = EXPERIMENTS[args.experiment], SCALES[args.scale]
+    if args.only:
+        if args.report:
+            args.parser.error("--only chooses cells to run; --report runs none")
+        try:
+            _choose_cells(experiment.cells(scale), args.only, experiment.name)
+        except ValueError as exc:
+            args.parser.error(f"--only: {exc}")
+    result = _run(experiment, scale, args)
     return result if isinstance(result, int) else 0
 
 
@@ -139,7 +152,7 @@ def build_parser():
                                 "medium: the paper's network on 2-20%% of its data; "
                                 "paper: the paper's sizes (Table 3)")
     _add_run_options(reproduce, "results/EXPERIMENT", report=True)
-    reproduce.set_defaults(run=_reproduce)
+    reproduce.set_defaults(run=_reproduce, parser=reproduce)
     return parser
 
 

@@ -18,6 +18,7 @@ components and the times ``dt, 2 dt, ..., T`` (:func:`sklearn_attns.metrics.traj
 """
 
 import csv
+import fnmatch
 import json
 import math
 import os
@@ -626,7 +627,7 @@ def _markdown(experiment, scale, records, elapsed, missing=()):
     lines += ["", f"Paper numbers: {experiment.paper_note}"]
     if missing:
         lines += ["", f"Not run yet ({len(missing)} of {len(records) + len(missing)} cells; the same command "
-                      "without `--report` runs them): " + "; ".join(missing) + "."]
+                      "without `--report` or `--only` runs them): " + "; ".join(missing) + "."]
     blown = [r for r in records if r["blown_up"]]
     if blown:
         lines.append(f"'blew up': some test rollouts became non-finite ({len(blown)} cell(s)).")
@@ -678,7 +679,7 @@ def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True, missi
 
 
 def run_experiment(experiment, scale="quick", out=None, device="auto", compile=False, resume=True, plot=True,
-                   verbose=1, report_only=False):
+                   verbose=1, report_only=False, only=None):
     """Run (or resume) an experiment and write its CSV, Markdown table and figure.
 
     Parameters
@@ -704,6 +705,12 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
     report_only : bool, default=False
         Run no cell: write the outputs from the cells finished so far (by this or another
         process), listing the others as not run yet. A way to look at a long run midway.
+    only : str or list of str, default=None
+        Run only the cells whose key (the name of ``OUT/cells/KEY.json``, such as
+        ``spring_mass20-rk4-attns-data50``) matches one of these shell-style patterns
+        (``"spring_mass*"``, ``"*-rk4-*"``); the outputs still cover the whole experiment,
+        with the other cells as in ``report_only``. A way to run a part that fits the
+        machine, or to share an experiment between processes or machines.
 
     Returns
     -------
@@ -714,6 +721,8 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
     """
     if report_only and not resume:
         raise ValueError("report_only=True reads the finished cells; it needs resume=True.")
+    if report_only and only is not None:
+        raise ValueError("report_only=True runs no cell; only= would have nothing to choose.")
     if isinstance(experiment, str):
         if experiment not in EXPERIMENTS:
             raise ValueError(f"unknown experiment {experiment!r}; choose one of {', '.join(EXPERIMENTS)}.")
@@ -726,6 +735,7 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
     cell_dir = out / "cells"
     cell_dir.mkdir(parents=True, exist_ok=True)
     cells = experiment.cells(scale)
+    chosen = _choose_cells(cells, only, experiment.name)
     data = _DataCache(scale, verbose)
     say = print if verbose else (lambda *args, **kwargs: None)
     say(f"{experiment.name}: {len(cells)} cells at scale {scale.name!r}, results in {out}", flush=True)
@@ -742,7 +752,7 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
         if resume and stored is not None and stored.get("settings") == settings:
             result = stored["result"]
             say(f"{label}: done earlier, MSE {format_mse(result['mse'])}", flush=True)
-        elif report_only:
+        elif report_only or cell.key not in chosen:
             say(f"{label}: not run yet", flush=True)
             missing.append(name)
             continue
@@ -760,6 +770,21 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
     paths = write_outputs(experiment, scale, records, out, elapsed, plot=plot and bool(records), missing=missing)
     say("wrote " + ", ".join(str(p) for p in paths.values()), flush=True)
     return records, paths
+
+
+def _choose_cells(cells, only, experiment_name):
+    """Keys of the cells that ``only`` (None, a pattern or a list of them) lets run."""
+    keys = [cell.key for cell in cells]
+    if only is None:
+        return set(keys)
+    patterns = [only] if isinstance(only, str) else list(only)
+    if not patterns or not all(isinstance(p, str) for p in patterns):
+        raise TypeError(f"only must be a pattern (str) or a non-empty list of them, got {only!r}.")
+    chosen = {key for key in keys if any(fnmatch.fnmatchcase(key, p) for p in patterns)}
+    if not chosen:
+        raise ValueError(f"only={only!r} matches none of the {len(keys)} cells of {experiment_name}; "
+                         f"their keys look like {keys[0]!r}.")
+    return chosen
 
 
 def with_overrides(scale, **changes):

@@ -173,6 +173,45 @@ def test_report_writes_the_finished_cells_and_lists_the_others(tmp_path, monkeyp
         _run("appendix-d1", tmp_path, report_only=True, resume=False)
 
 
+def test_only_runs_the_matching_cells_and_reports_the_whole_experiment(tmp_path, monkeypatch, capsys):
+    calls = []
+    real_run_cell = experiments.run_cell
+
+    def counting_run_cell(cell, *args, **kwargs):
+        calls.append(cell.key)
+        return real_run_cell(cell, *args, **kwargs)
+
+    monkeypatch.setattr(experiments, "run_cell", counting_run_cell)
+    all_keys = [cell.key for cell in EXPERIMENTS["appendix-d1"].cells(TINY)]
+    klink = [key for key in all_keys if key.startswith("klink_pendulum")]
+    assert 0 < len(klink) < len(all_keys)
+
+    records, paths = _run("appendix-d1", tmp_path, only="klink_pendulum*")
+    assert calls == klink
+    assert {r["system"] for r in records} == {"2-link pendulum"}
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert f"Not run yet ({len(all_keys) - len(klink)} of {len(all_keys)} cells" in markdown
+
+    # A second part (patterns from the command line) completes the experiment.
+    calls.clear()
+    assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--out", str(tmp_path), "--epochs", "1",
+                 "--device", "cpu", "--only", "elastic*-none-*", "--only", "elastic*-neurvec-*", "--only", "*elastic*-attns-*"]) == 0
+    assert sorted(calls) == sorted(set(all_keys) - set(klink))
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    assert "Not run yet" not in markdown and markdown.count("Elastic pendulum") == len(calls)
+
+    with pytest.raises(SystemExit):
+        main(["reproduce", "appendix-d1", "--scale", "tiny", "--only", "spring_mass*"])
+    assert "matches none of the 6 cells of appendix-d1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "appendix-d1", "--only", "klink*", "--report"])
+    assert "--report runs none" in capsys.readouterr().err
+    with pytest.raises(TypeError, match="only must be a pattern"):
+        _run("appendix-d1", tmp_path, only=[])
+    with pytest.raises(ValueError, match="report_only=True runs no cell"):
+        _run("appendix-d1", tmp_path, only="klink*", report_only=True)
+
+
 def test_stored_cell_holds_settings_and_result(finished):
     _, paths = finished("fig4")
     cells = paths["csv"].parent / "cells"
