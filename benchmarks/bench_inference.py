@@ -10,7 +10,7 @@ CPU, ``predict`` rolls out cache-sized blocks of rows (``corrections.cpu_block_r
 reference multiplies the whole batch at once. Timings are the fastest of ``--repeats``
 interleaved rounds.
 
-Run: python benchmarks/bench_inference.py [--device cpu|cuda] [--n-trajectories N]
+Run: python benchmarks/bench_inference.py [--device cpu|cuda] [--n-trajectories N] [--profile]
 """
 
 import argparse
@@ -44,6 +44,8 @@ def main(argv=None):
     parser.add_argument("--n-trajectories", type=int, default=4096)
     parser.add_argument("--n-steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5, help="interleaved timing rounds")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print torch.profiler's table of one compiled final-state predict")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -88,6 +90,13 @@ def main(argv=None):
     for name, seconds in best.items():
         rate = work / seconds
         print(f"{name}: {rate:.3g} trajectory-steps/s, {rate / bare_rate:.0%} of the bare products' rate")
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        on_gpu = device.type == "cuda"
+        with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])) as prof:
+            functions["predict (compile=True, final state only)"]()
+        print(prof.key_averages().table(sort_by="cuda_time_total" if on_gpu else "cpu_time_total", row_limit=20))
 
 
 if __name__ == "__main__":
