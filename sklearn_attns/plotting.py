@@ -43,7 +43,8 @@ def _finite(value):
 
 
 def _finish(figure, handles, labels, title, path):
-    """Legend on the right, title on top, fixed margins (cheaper than a layout engine)."""
+    """Legend on the right, title on top, fixed margins (cheaper than a layout engine);
+    the saved image grows to hold a legend wider than its margin."""
     width, height = figure.get_size_inches()
     title = textwrap.fill(title, width=max(40, int(width * 11)))
     head = 0.55 + 0.2 * title.count("\n") + 0.2
@@ -53,7 +54,7 @@ def _finish(figure, handles, labels, title, path):
     figure.legend(handles, labels, loc="upper left", bbox_to_anchor=(right + 0.01, 1 - head / height),
                   fontsize=8, frameon=False)
     figure.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.1)
 
 
 def bar_chart(records, path, *, panels, series, groups=None, title="", xlabel="", value="mse",

@@ -344,3 +344,24 @@ def test_bar_chart_legend_names_every_series_once(tmp_path, monkeypatch):
     monkeypatch.setattr(plotting, "_finish", lambda figure, handles, labels, title, path: shown.update(labels=labels))
     plotting.bar_chart(records, tmp_path / "t.png", panels=("system",), series="variant")
     assert shown["labels"] == ["Ours", "w/ skip", "LSTM", "Transformer"]
+
+
+@pytest.mark.parametrize("chart", ["bar_chart", "curve_chart"])
+def test_charts_are_not_cut_at_the_image_edges(tmp_path, chart):
+    """A long legend label (Table 1's 'Ours (h = 2, d1 = 1024)') on a one-panel figure was
+    cut off at the right edge: every edge of the saved image must be background."""
+    import matplotlib.image
+    from sklearn_attns import plotting
+
+    long_label = "Ours (h = 2, d1 = 1024), a long legend label"
+    records = [{"system": "chain", "variant": variant, "mse": mse, "paper_mse": "", "data": "50%",
+                "loss_curve": [1.0, 0.1], "mse_per_step": [0.0, mse, 2 * mse], "dt": 0.1}
+               for variant, mse in ((long_label, 1e-6), ("h = 3", 1e-5))]
+    path = tmp_path / "chart.png"
+    if chart == "bar_chart":
+        plotting.bar_chart(records, path, panels=("system",), series="variant", title="one panel")
+    else:
+        plotting.curve_chart(records, path, panels="data", series="variant", title="one panel")
+    image = matplotlib.image.imread(path)[..., :3]
+    for edge in (image[0], image[-1], image[:, 0], image[:, -1]):
+        assert np.all(edge > 0.95), "something is drawn on the image's edge: the figure was cut"
