@@ -104,8 +104,9 @@ def test_table1_reports_relative_inference_speed(finished):
     assert "Rel. infer. speed (ours)" in markdown and "↓ 93.95%" in markdown
 
 
-def test_resume_skips_finished_cells_and_reruns_changed_ones(tmp_path, monkeypatch):
-    first, _ = _run("appendix-d1", tmp_path)
+@pytest.fixture
+def cells_run(monkeypatch):
+    """The keys of the cells that ``run_cell`` runs from now on, in order."""
     calls = []
     real_run_cell = experiments.run_cell
 
@@ -114,6 +115,12 @@ def test_resume_skips_finished_cells_and_reruns_changed_ones(tmp_path, monkeypat
         return real_run_cell(cell, *args, **kwargs)
 
     monkeypatch.setattr(experiments, "run_cell", counting_run_cell)
+    return calls
+
+
+def test_resume_skips_finished_cells_and_reruns_changed_ones(tmp_path, request):
+    first, _ = _run("appendix-d1", tmp_path)
+    calls = request.getfixturevalue("cells_run")
     again, paths = _run("appendix-d1", tmp_path)
     assert calls == []
     assert [r["mse"] for r in again] == [r["mse"] for r in first]
@@ -173,15 +180,8 @@ def test_report_writes_the_finished_cells_and_lists_the_others(tmp_path, monkeyp
         _run("appendix-d1", tmp_path, report_only=True, resume=False)
 
 
-def test_only_runs_the_matching_cells_and_reports_the_whole_experiment(tmp_path, monkeypatch, capsys):
-    calls = []
-    real_run_cell = experiments.run_cell
-
-    def counting_run_cell(cell, *args, **kwargs):
-        calls.append(cell.key)
-        return real_run_cell(cell, *args, **kwargs)
-
-    monkeypatch.setattr(experiments, "run_cell", counting_run_cell)
+def test_only_runs_the_matching_cells_and_reports_the_whole_experiment(tmp_path, cells_run, capsys):
+    calls = cells_run
     all_keys = [cell.key for cell in EXPERIMENTS["appendix-d1"].cells(TINY)]
     klink = [key for key in all_keys if key.startswith("klink_pendulum")]
     assert 0 < len(klink) < len(all_keys)
