@@ -96,7 +96,8 @@ def main(argv=None):
         on_gpu = device.type == "cuda"
         with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])) as prof:
             functions["predict (compile=True, final state only)"]()
-        print(prof.key_averages().table(sort_by="cuda_time_total" if on_gpu else "cpu_time_total", row_limit=20))
+        sort_by = "cuda_time_total" if on_gpu else "cpu_time_total"
+        print(prof.key_averages().table(sort_by=sort_by, row_limit=20))
 
 
 if __name__ == "__main__":

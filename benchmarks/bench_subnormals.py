@@ -21,8 +21,7 @@ import warnings
 
 import torch
 
-from sklearn_attns import AttNSSolver
-from sklearn_attns import training
+from sklearn_attns import AttNSSolver, training
 from sklearn_attns.datasets import load_klink_pendulum
 
 
@@ -43,9 +42,11 @@ def timed_fit(data, module, epochs, flush):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (the flush covers the calling one)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (the flush covers the calling one)")
     parser.add_argument("--scale", type=float, default=0.004, help="fraction of Table 3's 2-link data")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

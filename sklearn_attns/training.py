@@ -178,7 +178,8 @@ def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rat
         network = step.network
         optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
         n_batches = -(-len(data) // batch_size)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs * n_batches))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
+                                                               T_max=max(1, max_epochs * n_batches))
         completed, stopped, interrupted = 0, False, False
         stopper.start(network)
         try:
@@ -205,12 +206,13 @@ def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rat
                 if verbose:
                     extra = f", validation score {score:.4g}" if validation_score is not None else ""
                     print(f"epoch {epoch}/{max_epochs}: loss {loss:.4g}{extra}, "
-                          f"lr {scheduler.get_last_lr()[0]:.3g}, {time.perf_counter() - start:.1f} s", flush=True)
+                          f"lr {scheduler.get_last_lr()[0]:.3g}, {time.perf_counter() - start:.1f} s",
+                          flush=True)
                 if stopper.update(score, network) or stopped:
                     stopped = True
                     break
         except KeyboardInterrupt:
             interrupted = True
-            warnings.warn(f"training interrupted after {completed} complete epochs; the best weights so far are kept.",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(f"training interrupted after {completed} complete epochs; the best weights so far "
+                          "are kept.", RuntimeWarning, stacklevel=3)
         return completed, stopped, interrupted

@@ -195,7 +195,8 @@ def test_only_runs_the_matching_cells_and_reports_the_whole_experiment(tmp_path,
     # A second part (patterns from the command line) completes the experiment.
     calls.clear()
     assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--out", str(tmp_path), "--epochs", "1",
-                 "--device", "cpu", "--only", "elastic*-none-*", "--only", "elastic*-neurvec-*", "--only", "*elastic*-attns-*"]) == 0
+                 "--device", "cpu", "--only", "elastic*-none-*", "--only", "elastic*-neurvec-*",
+                 "--only", "*elastic*-attns-*"]) == 0
     assert sorted(calls) == sorted(set(all_keys) - set(klink))
     markdown = paths["markdown"].read_text(encoding="utf-8")
     assert "Not run yet" not in markdown and markdown.count("Elastic pendulum") == len(calls)
@@ -351,6 +352,7 @@ def test_charts_are_not_cut_at_the_image_edges(tmp_path, chart):
     """A long legend label (Table 1's 'Ours (h = 2, d1 = 1024)') on a one-panel figure was
     cut off at the right edge: every edge of the saved image must be background."""
     import matplotlib.image
+
     from sklearn_attns import plotting
 
     long_label = "Ours (h = 2, d1 = 1024), a long legend label"
