@@ -166,9 +166,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         State dimension seen in ``fit``.
     model_ : HybridStep
         The fitted step (integrator, network and scaling).
-    network_params_ : dict
-        The parameters that shaped the fitted network (what ``warm_start`` continues and
-        what a pickle or :func:`~sklearn_attns.persistence.save_model` rebuilds).
+    model_params_ : dict
+        The parameters that shaped ``model_`` (integrator, dt, correction and network):
+        what a pickle or :func:`~sklearn_attns.persistence.save_model` rebuilds, and what
+        ``warm_start`` continues.
     loss_curve_ : list of float
         Mean training loss (the scaled MSE) of each epoch.
     validation_scores_ : list of float or None
@@ -304,24 +305,27 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         correction = get_correction(self.correction, attention_input=self.attention_input)
         return _Config(system, float(self.dt), stride, get_integrator(self.integrator), correction)
 
-    def _network_params(self, correction):
-        """The parameters that shape the network (those that apply to this ``module``)."""
-        if not correction.uses_network:
-            return {"correction": correction.name}
-        params = {"correction": correction.name, "attention_input": self.attention_input, "width": int(self.width),
-                  "skip_connection": bool(self.skip_connection), "module": self.module, "dtype": self.dtype}
+    def _model_params(self, config):
+        """The parameters that shape the step: the base method, and the network's
+        parameters that apply to this ``correction`` and ``module``."""
+        params = {"integrator": config.integrator.name, "dt": config.dt, "correction": config.correction.name}
+        if not config.correction.uses_network:
+            return params
+        params.update(attention_input=self.attention_input, width=int(self.width),
+                      skip_connection=bool(self.skip_connection), module=self.module, dtype=self.dtype)
         if self.module == "mlp":
             params["depth"] = int(self.depth)
-            params["activation"] = correction.default_activation if self.activation is None else self.activation
+            activation = config.correction.default_activation if self.activation is None else self.activation
+            params["activation"] = activation
         return params
 
-    def _check_warm_start(self, network_params):
-        changed = {name: value for name, value in network_params.items()
-                   if self.network_params_.get(name, value) != value}
-        changed.update({name: None for name in self.network_params_ if name not in network_params})
+    def _check_warm_start(self, model_params):
+        """A warm start may change the base step (``integrator``, ``dt``), not the network."""
+        fitted = self.model_params_
+        changed = sorted(name for name in set(fitted) | set(model_params)
+                         if name not in ("integrator", "dt") and fitted.get(name) != model_params.get(name))
         if changed:
-            said = ", ".join(f"{name}={value!r} (fitted: {self.network_params_.get(name)!r})"
-                             for name, value in sorted(changed.items()))
+            said = ", ".join(f"{name}={model_params.get(name)!r} (fitted: {fitted.get(name)!r})" for name in changed)
             raise ValueError(f"warm_start=True continues the fitted network, but {said} changed it; set these "
                              "back, or fit with warm_start=False to train a new network.")
 
@@ -343,10 +347,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         self
         """
         config = self._check_params()
-        network_params = self._network_params(config.correction)
+        model_params = self._model_params(config)
         warm = self.warm_start and hasattr(self, "model_")
         if warm:
-            self._check_warm_start(network_params)
+            self._check_warm_start(model_params)
         X = check_trajectories(X, self.n_features_in_ if warm else None, owner=type(self).__name__)
         n_state, stride = X.shape[2], config.stride
         if config.system.n_state is not None and config.system.n_state != n_state:
@@ -367,10 +371,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                                      old.output_scale).to(device)
         data = TeacherForcedData(X[keep], stride, step, device, self.batch_size)
         if not warm:
-            step = self._new_model(step, data, n_state, generator, device)
+            step = self._new_model(step, data, model_params, generator, device)
         fitted = {
             "model_": step, "device_": device, "n_features_in_": n_state, "data_dt_": config.dt / stride,
-            "stride_": stride, "train_indices_": keep, "network_params_": network_params,
+            "stride_": stride, "train_indices_": keep, "model_params_": model_params,
             "loss_curve_": list(self.loss_curve_) if warm else [],
             "validation_scores_": [] if validation is not None else None,
             "n_iter_": self.n_iter_ if warm else 0, "best_loss_": None, "best_validation_score_": None,
@@ -449,7 +453,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         for name, value in fitted.items():
             setattr(self, name, value)
 
-    def _new_model(self, step, data, n_state, generator, device):
+    def _new_model(self, step, data, model_params, generator, device):
         """A fresh network with scaling fitted to ``data`` (the correction starts at zero)."""
         mean, scale, output_scale = data.fit_scaling(step)
         if not step.correction.uses_network:
@@ -457,7 +461,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
         with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            network = _build_network(n_state, self._network_params(step.correction))
+            network = _build_network(data.u.shape[1], model_params)
         return step.with_network(network, mean, scale, output_scale).to(device)
 
     # --- prediction -------------------------------------------------------------------------
@@ -523,7 +527,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     # Fitted values stored as they are (JSON-able); ``model_`` is stored as its network
     # parameters and weights, ``device_`` as its name, ``train_indices_`` as an array.
     _FITTED_VALUES = ("n_features_in_", "data_dt_", "stride_", "n_iter_", "best_loss_", "best_validation_score_",
-                      "loss_curve_", "validation_scores_", "network_params_")
+                      "loss_curve_", "validation_scores_", "model_params_")
     # What lives on the device, and is moved to the host when the estimator is exported.
     _DEVICE_DEPENDENT = ("model_",)
 
@@ -538,17 +542,19 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         return values, arrays, str(self.device_)
 
     def _restore_fitted(self, values, arrays, device):
-        """Set the fitted state from :meth:`_export_fitted`'s output (the parameters must be
-        set already); the model goes to ``device``, or to the CPU if CUDA is missing here."""
+        """Set the fitted state from :meth:`_export_fitted`'s output (``system`` must be set
+        already); the model goes to ``device``, or to the CPU if CUDA is missing here."""
         device = loadable_device(device)
-        config = self._check_params()
+        params = values["model_params_"]
+        config = _Config(as_system(self.system), params["dt"], values["stride_"], get_integrator(params["integrator"]),
+                         get_correction(params["correction"], params.get("attention_input", "S")))
         weights = {k[len("weight/"):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("weight/")}
         n_state = values["n_features_in_"]
         with warnings.catch_warnings():  # already said at fit time
             warnings.simplefilter("ignore", UserWarning)
             step = _base_step(config, n_state, device=device)
-        if values["network_params_"]["correction"] != "none":
-            network = _build_network(n_state, values["network_params_"])
+        if config.correction.uses_network:
+            network = _build_network(n_state, params)
             empty = torch.empty(n_state, dtype=torch.float64)
             step = step.with_network(network, empty, empty.clone(), empty.clone())
             step.load_state_dict(weights)
@@ -584,10 +590,13 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _build_network(n_state, network_params):
-    """The correction network ``network_params`` describe, in its dtype, its last layer zero."""
-    params = {k: v for k, v in network_params.items() if k not in ("correction", "attention_input", "dtype")}
-    return build_network(n_state, **params).to(_DTYPES[network_params["dtype"]])
+_NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module")
+
+
+def _build_network(n_state, model_params):
+    """The correction network ``model_params`` describe, in its dtype, its last layer zero."""
+    network = build_network(n_state, **{k: v for k, v in model_params.items() if k in _NETWORK_ARGUMENTS})
+    return network.to(_DTYPES[model_params["dtype"]])
 
 
 def _base_step(config, n_state, rollout_steps=1, device="cpu"):

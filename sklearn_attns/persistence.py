@@ -14,15 +14,15 @@ import numpy as np
 import torch
 
 from . import systems as _systems
-from ._validation import check_count, check_positive, validate_parameter
+from ._validation import check_count, check_positive
 from .corrections import CORRECTIONS
 from .estimator import HybridSolverRegressor
 
 __all__ = ["save_model", "load_model"]
 
 FORMAT = "sklearn-attns-model"
-# Version 2 stores the fitted network's parameters (``network_params_``); version 1 files
-# take them from the estimator's parameters.
+# Version 2 stores the parameters that shaped the fitted model (``model_params_``);
+# version 1 files take them from the estimator's parameters.
 VERSION = 2
 _READABLE_VERSIONS = (1, 2)
 _FITTED_LISTS = ("loss_curve_", "validation_scores_")
@@ -168,7 +168,7 @@ def _restore(metadata, weights, train_indices, system):
         # Every parameter, as written: a missing one would silently take its default.
         _check_keys(spec["params"], getattr(_systems, spec["class"])().get_params(), "system params")
     fitted = metadata["fitted"]
-    expected_fitted = set(cls._FITTED_VALUES) - ({"network_params_"} if metadata["version"] == 1 else set())
+    expected_fitted = set(cls._FITTED_VALUES) - ({"model_params_"} if metadata["version"] == 1 else set())
     _check_keys(fitted, expected_fitted, "fitted")
     n_features = check_count(fitted["n_features_in_"], "n_features_in_")
     stride = check_count(fitted["stride_"], "stride_")
@@ -200,8 +200,8 @@ def _restore(metadata, weights, train_indices, system):
     if stored_system:
         # Built-in systems check their parameters when used: use this one once.
         system.rhs(system.sample_initial_conditions(1, random_state=0))
-    network = fitted.get("network_params_") or estimator._network_params(config.correction)
-    _check_network_params(network, cls)
+    network = fitted.get("model_params_") or estimator._model_params(config)
+    _check_model_params(network, estimator)
 
     # The stored parameters size the network that is built before the weights are checked
     # against it: parameters that no stored weights could fill would allocate without bound.
@@ -221,18 +221,15 @@ def _restore(metadata, weights, train_indices, system):
         raise ValueError("train_indices_ must be a 1-D array of non-negative integers.")
 
     arrays = {f"weight/{key}": array.copy() for key, array in weights.items()}
-    estimator._restore_fitted({**fitted, "network_params_": network}, {**arrays, "train_indices_": train_indices},
+    estimator._restore_fitted({**fitted, "model_params_": network}, {**arrays, "train_indices_": train_indices},
                               device)
     return estimator
 
 
-def _check_network_params(network, cls):
-    """``network_params_`` as the estimator writes them: the keys its correction and module
-    use, each value allowed by the estimator's parameter constraints."""
-    if not isinstance(network, dict) or network.get("correction") not in CORRECTIONS:
-        raise ValueError(f"network_params_ must be an object naming a correction, got {network!r}.")
-    for key, value in network.items():
-        if key != "correction":
-            validate_parameter(cls._parameter_constraints, key, value)
-    probe = cls(**{k: v for k, v in network.items() if k != "correction"}, correction=network["correction"])
-    _check_keys(network, probe._network_params(CORRECTIONS[network["correction"]]()), "network_params_")
+def _check_model_params(params, estimator):
+    """``model_params_`` as ``estimator`` writes them: the keys its correction and module
+    use, each value allowed by its parameter constraints."""
+    if not isinstance(params, dict) or params.get("correction") not in CORRECTIONS:
+        raise ValueError(f"model_params_ must be an object naming a correction, got {params!r}.")
+    probe = type(estimator)(**{**estimator.get_params(deep=False), **params})
+    _check_keys(params, probe._model_params(probe._check_params()), "model_params_")
