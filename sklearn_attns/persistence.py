@@ -3,18 +3,23 @@
 ``pickle`` and ``joblib.dump`` keep working (and keep a user's own ``rhs``), but loading
 a pickle runs whatever code it names, so never load one from a stranger. A file written
 by :func:`save_model` is a NumPy ``.npz`` archive of arrays plus a JSON description,
-read back with ``allow_pickle=False``: loading it executes nothing from the file.
+read back with ``allow_pickle=False``: loading it executes nothing from the file, and every
+member is checked against the model the description declares before it is decompressed.
 """
 
 import json
+import math
 import numbers
 import os
+import warnings
+import zipfile
 
 import numpy as np
 import torch
 
 from . import systems as _systems
 from ._validation import check_count, check_positive
+from .corrections import HybridStep, get_correction
 from .estimator import HybridSolverRegressor
 
 __all__ = ["save_model", "load_model"]
@@ -70,6 +75,8 @@ def save_model(estimator, path):
         system_spec = None
     params["device"] = _jsonable(params["device"])
     if not isinstance(params["random_state"], (int, type(None))):
+        warnings.warn(f"random_state is a {type(params['random_state']).__name__} instance, which cannot be "
+                      "stored: it is saved as None.", UserWarning, stacklevel=2)
         params["random_state"] = None
     metadata = {
         "format": FORMAT, "version": VERSION, "class": type(estimator).__name__,
@@ -115,23 +122,151 @@ def load_model(path, system=None):
     if system is not None:
         system = _systems.as_system(system)
     _check_path(path, "read")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            metadata = json.loads(str(archive["metadata"][()]))
-            weights = {k[len("weight/"):]: archive[k] for k in archive.files if k.startswith("weight/")}
-            train_indices = archive["train_indices_"]
-    except Exception as exc:  # a damaged archive fails in zipfile, zlib, numpy or json, in many ways
-        raise ValueError(f"{path!s} is not a readable sklearn-attns model file: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise ValueError(f"{path!s} is not an sklearn-attns model file.")
-    if metadata.get("version") != VERSION:
-        raise ValueError(f"{path!s} has format version {metadata.get('version')}; this library reads {VERSION}.")
-    if system is None and "system" in metadata and metadata["system"] is None:
+    metadata, weights, train_indices = _read_archive(path)
+    if system is None and metadata["system"] is None:
         raise ValueError("this model was fitted on a user-defined system: pass it as load_model(path, system=...).")
     try:
         return _restore(metadata, weights, train_indices, system)
     except Exception as exc:  # whatever the stored values break is a fault of the file
         raise ValueError(f"{path!s} is not a valid sklearn-attns model file: {exc}") from exc
+
+
+# Limits on what a file may make this module decompress, all checked before decompressing.
+# The description: UCS-4 JSON, about 200 bytes per epoch of loss and validation curves.
+_MAX_METADATA_BYTES = 16 * 2**20
+# An .npy header (magic, version, length, dict) beyond its array's data; np.save pads it to 64 bytes.
+_MAX_NPY_HEADER_BYTES = 4096
+# Above this, the members together may inflate the archive at most _MAX_INFLATION times. A file
+# written by save_model is stored uncompressed (ratio 1); recompressed, random weights barely
+# shrink, and the zero last layer of an untrained network is no bigger than its first layer.
+_FREE_INFLATION_BYTES = 16 * 2**20
+_MAX_INFLATION = 16
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+class _FileError(ValueError):
+    """The file is not the model it claims to be; the message follows the file's name."""
+
+
+def _invalid(reason):
+    return _FileError(f"is not a valid sklearn-attns model file: {reason}")
+
+
+def _read_archive(path):
+    """The metadata, weights (by state-dict key) and training indices of a model file.
+
+    The archive is opened here rather than by ``np.load``, which decompresses a member as soon as
+    it is asked for: the member names and declared sizes, then each ``.npy`` header's shape and
+    dtype, are checked against the model the metadata describes before any array data is
+    decompressed, so a small file cannot inflate into a large allocation.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = _sized_members(archive)
+            metadata = _read_metadata(archive, members)
+            if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+                raise _FileError("is not an sklearn-attns model file.")
+            if metadata.get("version") != VERSION:
+                raise _FileError(f"has format version {metadata.get('version')}; this library reads {VERSION}.")
+            try:
+                expected = _expected_arrays(metadata, len(members))
+            except Exception as exc:  # the parameters describe no model: TypeError, ValueError, torch's errors
+                raise _invalid(exc) from exc
+            arrays = _read_arrays(archive, members, expected)
+    except _FileError as exc:
+        raise ValueError(f"{path!s} {exc}") from exc.__cause__
+    except Exception as exc:  # a damaged archive fails in zipfile, zlib, numpy or json, in many ways
+        raise ValueError(f"{path!s} is not a readable sklearn-attns model file: {type(exc).__name__}: {exc}") from exc
+    train_indices = arrays.pop("train_indices_.npy")
+    weights = {name[len("weight/"):-len(".npy")]: array for name, array in arrays.items()}
+    return metadata, weights, train_indices
+
+
+def _sized_members(archive):
+    """``{name: ZipInfo}``, refusing repeated names and members that together inflate far
+    beyond the archive's size (from the declared sizes, which ``zipfile`` enforces)."""
+    infos = archive.infolist()
+    members = {info.filename: info for info in infos}
+    if len(members) != len(infos):
+        raise _invalid("it repeats member names.")
+    archive_bytes = archive.fp.seek(0, os.SEEK_END)
+    inflated = sum(info.file_size for info in infos)
+    if inflated > max(_FREE_INFLATION_BYTES, _MAX_INFLATION * archive_bytes):
+        raise _invalid(f"its members inflate {archive_bytes} bytes to {inflated}, more than {_MAX_INFLATION} times.")
+    return members
+
+
+def _read_metadata(archive, members):
+    info = members.get("metadata.npy")
+    if info is None:
+        raise _FileError("is not an sklearn-attns model file.")
+    if info.file_size > _MAX_METADATA_BYTES:
+        raise _invalid(f"member 'metadata.npy' holds {info.file_size} bytes, more than {_MAX_METADATA_BYTES}.")
+    return json.loads(str(_read_npy(archive, info, (), "U")[()]))
+
+
+def _expected_arrays(metadata, n_members):
+    """``{member name: (shape, dtype)}`` of the arrays stored for the model that ``metadata``
+    describes (``train_indices_`` has any length and an integer dtype: ``(None,)`` and ``"iu"``).
+    The network is built on the meta device: shapes without memory, whatever the parameters say."""
+    _check_keys(metadata, _METADATA_KEYS, "the metadata")
+    _check_keys(metadata["params"], set(HybridSolverRegressor().get_params(deep=False)) - {"system"}, "params")
+    _check_keys(metadata["fitted"], _FITTED_SCALARS + _FITTED_LISTS, "fitted")
+    n_features = check_count(metadata["fitted"]["n_features_in_"], "n_features_in_")
+    estimator = HybridSolverRegressor(**metadata["params"])
+    correction = get_correction(estimator.correction, attention_input=estimator.attention_input)
+    expected = {"train_indices_.npy": ((None,), "iu")}
+    if not correction.uses_network:
+        return expected
+    # Building a layer takes time even on the meta device: a depth no stored layers fill is refused first.
+    if estimator.module == "mlp" and check_count(estimator.depth, "depth") > n_members:
+        raise ValueError(f"depth={estimator.depth} does not fit the {n_members} stored arrays.")
+    with torch.device("meta"):
+        scaling = torch.empty(n_features, dtype=torch.float64)
+        step = HybridStep(None, None, None, correction, estimator._build_network(n_features, correction),
+                          scaling, scaling, scaling)
+    for key, tensor in step.state_dict().items():
+        expected[f"weight/{key}.npy"] = (tuple(tensor.shape), torch.empty((), dtype=tensor.dtype).numpy().dtype)
+    return expected
+
+
+def _read_arrays(archive, members, expected):
+    """The arrays of ``expected`` by member name, checked by name and declared size, then each by
+    its ``.npy`` header, before their data is decompressed."""
+    stored = set(members) - {"metadata.npy"}
+    missing, unknown = sorted(set(expected) - stored), sorted(stored - set(expected))
+    if missing or unknown:
+        raise _invalid(f"it has missing members {missing} and unknown members {unknown}.")
+    for name, (shape, dtype) in expected.items():
+        if None not in shape and members[name].file_size > math.prod(shape) * dtype.itemsize + _MAX_NPY_HEADER_BYTES:
+            raise _invalid(f"member {name!r} holds {members[name].file_size} bytes, more than an array of shape "
+                           f"{shape} and dtype {dtype} needs.")
+    return {name: _read_npy(archive, members[name], shape, dtype) for name, (shape, dtype) in expected.items()}
+
+
+_DTYPE_KINDS = {"U": "a str dtype", "iu": "an integer dtype"}
+
+
+def _read_npy(archive, info, shape, dtype):
+    """The array of one ``.npy`` member, once its header has declared ``shape`` (None: any
+    length) and ``dtype`` (or a dtype of the kinds in a string, such as ``"iu"``) and exactly
+    the member's declared size: the header alone is decompressed before these checks."""
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version not in _NPY_HEADER_READERS:
+            raise _invalid(f"member {info.filename!r} is an .npy file of version {version}, expected 1.0 or 2.0.")
+        header_shape, _, header_dtype = _NPY_HEADER_READERS[version](stream)
+        fits_dtype = header_dtype.kind in dtype if isinstance(dtype, str) else header_dtype == dtype
+        if not (fits_dtype and len(header_shape) == len(shape)
+                and all(n is None or n == m for n, m in zip(shape, header_shape))):
+            needed = _DTYPE_KINDS[dtype] if isinstance(dtype, str) else f"dtype {dtype}"
+            raise _invalid(f"member {info.filename!r} declares an array of shape {header_shape} and dtype "
+                           f"{header_dtype}; the model needs shape {shape} and {needed}.")
+        size = stream.tell() + math.prod(header_shape) * header_dtype.itemsize
+        if size != info.file_size:
+            raise _invalid(f"member {info.filename!r} holds {info.file_size} bytes, but its header declares {size}.")
+    with archive.open(info) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 _METADATA_KEYS = {"format", "version", "class", "params", "system", "fitted", "device"}
