@@ -48,6 +48,12 @@ def save_model(estimator, path):
     The built-in systems are stored by name and parameters. A user's own system is not
     stored (it is code): pass it again to :func:`load_model`.
 
+    Warns
+    -----
+    UserWarning
+        If ``random_state`` is a ``RandomState`` instance: it cannot be stored, and is
+        saved as None.
+
     Examples
     --------
     >>> import tempfile, os
@@ -117,22 +123,25 @@ def load_model(path, system=None):
     ------
     ValueError
         If the file is not a complete sklearn-attns model file (corrupted, truncated,
-        another format) or the system is missing.
+        another format, arrays that are not those the stored parameters describe, members
+        that would inflate far beyond the file's size) or the system is missing. The
+        arrays are checked before they are decompressed.
     """
     if system is not None:
         system = _systems.as_system(system)
     _check_path(path, "read")
     metadata, weights, train_indices = _read_archive(path)
     if system is None and metadata["system"] is None:
-        raise ValueError("this model was fitted on a user-defined system: pass it as load_model(path, system=...).")
+        raise ValueError("this model was fitted on a user-defined system: pass it as "
+                         "load_model(path, system=...).")
     try:
         return _restore(metadata, weights, train_indices, system)
     except Exception as exc:  # whatever the stored values break is a fault of the file
         raise ValueError(f"{path!s} is not a valid sklearn-attns model file: {exc}") from exc
 
 
-# Limits on what a file may make this module decompress, all checked before decompressing.
-# The description: UCS-4 JSON, about 200 bytes per epoch of loss and validation curves.
+# Limits on what a file may make this module decompress, each checked before decompressing.
+# The description, read first: UCS-4 JSON, about 200 bytes per epoch of loss and validation curves.
 _MAX_METADATA_BYTES = 16 * 2**20
 # An .npy header (magic, version, length, dict) beyond its array's data; np.save pads it to 64 bytes.
 _MAX_NPY_HEADER_BYTES = 4096
@@ -141,7 +150,8 @@ _MAX_NPY_HEADER_BYTES = 4096
 # shrink, and the zero last layer of an untrained network is no bigger than its first layer.
 _FREE_INFLATION_BYTES = 16 * 2**20
 _MAX_INFLATION = 16
-_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
 
 
 class _FileError(ValueError):
@@ -162,37 +172,35 @@ def _read_archive(path):
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            members = _sized_members(archive)
+            members = _members(archive)
             metadata = _read_metadata(archive, members)
             if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
                 raise _FileError("is not an sklearn-attns model file.")
-            if metadata.get("version") != VERSION:
-                raise _FileError(f"has format version {metadata.get('version')}; this library reads {VERSION}.")
+            version = metadata.get("version")
+            if version != VERSION:
+                raise _FileError(f"has format version {version}; this library reads {VERSION}.")
             try:
                 expected = _expected_arrays(metadata, len(members))
-            except Exception as exc:  # the parameters describe no model: TypeError, ValueError, torch's errors
+            except Exception as exc:  # parameters that describe no model: TypeError, ValueError, torch's
                 raise _invalid(exc) from exc
-            arrays = _read_arrays(archive, members, expected)
+            _check_members(archive, members, expected)
+            arrays = {name: _read_npy(archive, members[name], *expected[name]) for name in expected}
     except _FileError as exc:
         raise ValueError(f"{path!s} {exc}") from exc.__cause__
     except Exception as exc:  # a damaged archive fails in zipfile, zlib, numpy or json, in many ways
-        raise ValueError(f"{path!s} is not a readable sklearn-attns model file: {type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"{path!s} is not a readable sklearn-attns model file: "
+                         f"{type(exc).__name__}: {exc}") from exc
     train_indices = arrays.pop("train_indices_.npy")
     weights = {name[len("weight/"):-len(".npy")]: array for name, array in arrays.items()}
     return metadata, weights, train_indices
 
 
-def _sized_members(archive):
-    """``{name: ZipInfo}``, refusing repeated names and members that together inflate far
-    beyond the archive's size (from the declared sizes, which ``zipfile`` enforces)."""
+def _members(archive):
+    """``{name: ZipInfo}`` of the archive's members, refusing repeated names."""
     infos = archive.infolist()
     members = {info.filename: info for info in infos}
     if len(members) != len(infos):
         raise _invalid("it repeats member names.")
-    archive_bytes = archive.fp.seek(0, os.SEEK_END)
-    inflated = sum(info.file_size for info in infos)
-    if inflated > max(_FREE_INFLATION_BYTES, _MAX_INFLATION * archive_bytes):
-        raise _invalid(f"its members inflate {archive_bytes} bytes to {inflated}, more than {_MAX_INFLATION} times.")
     return members
 
 
@@ -201,7 +209,8 @@ def _read_metadata(archive, members):
     if info is None:
         raise _FileError("is not an sklearn-attns model file.")
     if info.file_size > _MAX_METADATA_BYTES:
-        raise _invalid(f"member 'metadata.npy' holds {info.file_size} bytes, more than {_MAX_METADATA_BYTES}.")
+        raise _invalid(f"member 'metadata.npy' holds {info.file_size} bytes, more than "
+                       f"{_MAX_METADATA_BYTES}.")
     return json.loads(str(_read_npy(archive, info, (), "U")[()]))
 
 
@@ -210,7 +219,8 @@ def _expected_arrays(metadata, n_members):
     describes (``train_indices_`` has any length and an integer dtype: ``(None,)`` and ``"iu"``).
     The network is built on the meta device: shapes without memory, whatever the parameters say."""
     _check_keys(metadata, _METADATA_KEYS, "the metadata")
-    _check_keys(metadata["params"], set(HybridSolverRegressor().get_params(deep=False)) - {"system"}, "params")
+    params = set(HybridSolverRegressor().get_params(deep=False)) - {"system"}
+    _check_keys(metadata["params"], params, "params")
     _check_keys(metadata["fitted"], _FITTED_SCALARS + _FITTED_LISTS, "fitted")
     n_features = check_count(metadata["fitted"]["n_features_in_"], "n_features_in_")
     estimator = HybridSolverRegressor(**metadata["params"])
@@ -226,22 +236,30 @@ def _expected_arrays(metadata, n_members):
         step = HybridStep(None, None, None, correction, estimator._build_network(n_features, correction),
                           scaling, scaling, scaling)
     for key, tensor in step.state_dict().items():
-        expected[f"weight/{key}.npy"] = (tuple(tensor.shape), torch.empty((), dtype=tensor.dtype).numpy().dtype)
+        dtype = torch.empty((), dtype=tensor.dtype).numpy().dtype
+        expected[f"weight/{key}.npy"] = (tuple(tensor.shape), dtype)
     return expected
 
 
-def _read_arrays(archive, members, expected):
-    """The arrays of ``expected`` by member name, checked by name and declared size, then each by
-    its ``.npy`` header, before their data is decompressed."""
+def _check_members(archive, members, expected):
+    """Refuse, from the sizes the archive declares (which ``zipfile`` enforces), members that are
+    not the arrays of ``expected``, any bigger than its array, or that together inflate far
+    beyond the archive's own size."""
     stored = set(members) - {"metadata.npy"}
     missing, unknown = sorted(set(expected) - stored), sorted(stored - set(expected))
     if missing or unknown:
         raise _invalid(f"it has missing members {missing} and unknown members {unknown}.")
     for name, (shape, dtype) in expected.items():
-        if None not in shape and members[name].file_size > math.prod(shape) * dtype.itemsize + _MAX_NPY_HEADER_BYTES:
-            raise _invalid(f"member {name!r} holds {members[name].file_size} bytes, more than an array of shape "
-                           f"{shape} and dtype {dtype} needs.")
-    return {name: _read_npy(archive, members[name], shape, dtype) for name, (shape, dtype) in expected.items()}
+        size = members[name].file_size
+        if None not in shape and size > math.prod(shape) * dtype.itemsize + _MAX_NPY_HEADER_BYTES:
+            raise _invalid(f"member {name!r} holds {size} bytes, more than an array of shape {shape} "
+                           f"and dtype {dtype} needs.")
+    archive_bytes = archive.fp.seek(0, os.SEEK_END)
+    inflated = sum(info.file_size for info in members.values())
+    if inflated > max(_FREE_INFLATION_BYTES, _MAX_INFLATION * archive_bytes):
+        largest = max(members.values(), key=lambda info: info.file_size)
+        raise _invalid(f"its members inflate {archive_bytes} bytes to {inflated}, more than {_MAX_INFLATION} "
+                       f"times (the largest, {largest.filename!r}, to {largest.file_size}).")
 
 
 _DTYPE_KINDS = {"U": "a str dtype", "iu": "an integer dtype"}
@@ -250,21 +268,24 @@ _DTYPE_KINDS = {"U": "a str dtype", "iu": "an integer dtype"}
 def _read_npy(archive, info, shape, dtype):
     """The array of one ``.npy`` member, once its header has declared ``shape`` (None: any
     length) and ``dtype`` (or a dtype of the kinds in a string, such as ``"iu"``) and exactly
-    the member's declared size: the header alone is decompressed before these checks."""
+    the member's declared size. Before these checks only the header is decompressed (with
+    ``zipfile``'s read-ahead of a few KiB)."""
     with archive.open(info) as stream:
         version = np.lib.format.read_magic(stream)
         if version not in _NPY_HEADER_READERS:
-            raise _invalid(f"member {info.filename!r} is an .npy file of version {version}, expected 1.0 or 2.0.")
+            raise _invalid(f"member {info.filename!r} is an .npy file of version {version}, "
+                           "expected 1.0 or 2.0.")
         header_shape, _, header_dtype = _NPY_HEADER_READERS[version](stream)
         fits_dtype = header_dtype.kind in dtype if isinstance(dtype, str) else header_dtype == dtype
         if not (fits_dtype and len(header_shape) == len(shape)
-                and all(n is None or n == m for n, m in zip(shape, header_shape))):
+                and all(n is None or n == m for n, m in zip(shape, header_shape, strict=True))):
             needed = _DTYPE_KINDS[dtype] if isinstance(dtype, str) else f"dtype {dtype}"
             raise _invalid(f"member {info.filename!r} declares an array of shape {header_shape} and dtype "
                            f"{header_dtype}; the model needs shape {shape} and {needed}.")
         size = stream.tell() + math.prod(header_shape) * header_dtype.itemsize
         if size != info.file_size:
-            raise _invalid(f"member {info.filename!r} holds {info.file_size} bytes, but its header declares {size}.")
+            raise _invalid(f"member {info.filename!r} holds {info.file_size} bytes, but its header "
+                           f"declares {size}.")
     with archive.open(info) as stream:
         return np.lib.format.read_array(stream, allow_pickle=False)
 
