@@ -35,6 +35,7 @@ from ._validation import (
     check_trajectories,
     validate_params,
 )
+from .conditions import ConditionSequence, n_conditioning
 from .corrections import ACTIVATIONS, CORRECTIONS, MODULES, HybridStep, build_network, get_correction
 from .devices import DEVICE_NAMES, is_device_name, loadable_device, resolve_device
 from .integrators import ALIASES, INTEGRATORS, Integrator, get_integrator
@@ -43,6 +44,7 @@ from .rhs_adapter import torch_rhs
 from .rollout import RolloutWarning, rollout
 from .systems import ODESystem, as_system, linear_operator_of
 from .training import EarlyStopping, RolloutData, TeacherForcedData, train_epochs
+from .trajectories import check_conditions, check_trajectory_set
 
 __all__ = [
     "HybridSolverRegressor",
@@ -205,6 +207,12 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     """
 
 
+    # Parameters, inputs and start times go with the trajectories through scikit-learn's
+    # metadata routing (GridSearchCV, cross_val_score), once it is enabled.
+    __metadata_request__fit = {"params": True, "inputs": True, "t0": True}
+    __metadata_request__score = {"params": True, "inputs": True, "t0": True}
+    __metadata_request__predict = {"params": True, "inputs": True, "t0": True}
+
     _parameter_constraints = {
         "system": [InstanceOf(ODESystem, "an ODESystem"), CallableValue("a picklable rhs(u) callable")],
         "dt": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -305,10 +313,12 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         correction = get_correction(self.correction, attention_input=self.attention_input)
         return _Config(system, float(self.dt), stride, get_integrator(self.integrator), correction)
 
-    def _model_params(self, config):
-        """The parameters that shape the step: the base method, and the network's
-        parameters that apply to this ``correction`` and ``module``."""
-        params = {"integrator": config.integrator.name, "dt": config.dt, "correction": config.correction.name}
+    def _model_params(self, config, n_conditioning=0):
+        """The parameters that shape the step: the base method, the width of the
+        conditioning, and the network's parameters that apply to this ``correction`` and
+        ``module``."""
+        params = {"integrator": config.integrator.name, "dt": config.dt, "correction": config.correction.name,
+                  "n_conditioning": int(n_conditioning)}
         if not config.correction.uses_network:
             return params
         params.update(attention_input=self.attention_input, width=int(self.width),
@@ -331,37 +341,51 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
 
     # --- fitting --------------------------------------------------------------------------
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, params=None, inputs=None, t0=None):
         """Train the correction on trajectories.
 
         Parameters
         ----------
-        X : array-like of shape (n_trajectories, n_times, n_state)
+        X : array-like of shape (n_trajectories, n_times, n_state), or list of arrays
             Fine-step trajectories sampled every ``data_dt`` (a 2-D array is one
-            trajectory).
+            trajectory; a list may hold trajectories of different lengths ``(n_times_i,
+            n_state)``).
         y : None
             Ignored; present for the scikit-learn API.
+        params : array-like of shape (n_trajectories, n_params), default=None
+            For a system with parameters: one row per trajectory.
+        inputs : array-like of shape (n_trajectories, n_times, n_inputs), or list
+            For a system with an input signal: its samples at the times of ``X``.
+        t0 : float or array-like of shape (n_trajectories,), default=None
+            For a time-dependent system: the time of each trajectory's first state
+            (None: 0).
 
         Returns
         -------
         self
         """
         config = self._check_params()
-        model_params = self._model_params(config)
+        system = config.system
         warm = self.warm_start and hasattr(self, "model_")
+        data = check_trajectory_set(X, system, params, inputs, t0, self.n_features_in_ if warm else None,
+                                    owner=type(self).__name__)
+        n_state, stride = data.X[0].shape[1], config.stride
+        if system.n_state is not None and system.n_state != n_state:
+            raise ValueError(f"X has n_state={n_state} but system has n_state={system.n_state}.")
+        if data.lengths.max() <= stride:
+            raise ValueError(f"X needs more than dt/data_dt={stride} times per trajectory, got {data.lengths.max()}.")
+        if self.rollout_steps > 1 and system.conditioned:
+            raise ValueError("rollout_steps > 1 is not available for time-dependent, parametric or forced systems; "
+                             "use rollout_steps=1.")
+        model_params = self._model_params(config, n_conditioning(system))
         if warm:
             self._check_warm_start(model_params)
-        X = check_trajectories(X, self.n_features_in_ if warm else None, owner=type(self).__name__)
-        n_state, stride = X.shape[2], config.stride
-        if config.system.n_state is not None and config.system.n_state != n_state:
-            raise ValueError(f"X has n_state={n_state} but system has n_state={config.system.n_state}.")
-        if X.shape[1] <= stride:
-            raise ValueError(f"X needs more than dt/data_dt={stride} times per trajectory, got {X.shape[1]}.")
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state, "random_state")
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
-        keep, validation = self._split(X, rng, config.correction)
-        validation = None if validation is None else X[validation][:, ::stride]
+        keep, validation = self._split(len(data), rng, config.correction)
+        train = data.take(keep)
+        validation = None if validation is None else data.take(validation)
 
         step = _base_step(config, n_state, self.rollout_steps, device)
         if warm:
@@ -369,9 +393,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             old = self.model_
             step = step.with_network(copy.deepcopy(old.network), old.input_mean, old.input_scale,
                                      old.output_scale).to(device)
-        data = TeacherForcedData(X[keep], stride, step, device, self.batch_size)
+        samples = TeacherForcedData(train, stride, step, device, self.batch_size)
         if not warm:
-            step = self._new_model(step, data, model_params, generator, device)
+            step = self._new_model(step, samples, model_params, generator, device)
         fitted = {
             "model_": step, "device_": device, "n_features_in_": n_state, "data_dt_": config.dt / stride,
             "stride_": stride, "train_indices_": keep, "model_params_": model_params,
@@ -383,9 +407,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             self._set_fitted(fitted)
             return self
 
-        loss_scale = data.loss_scale
+        loss_scale = samples.loss_scale
         if self.rollout_steps > 1:
-            data = RolloutData(X[keep], stride, self.rollout_steps, device)
+            samples = RolloutData(train, stride, self.rollout_steps, device)
         stopper = EarlyStopping(self.tol, self.n_iter_no_change)
 
         def log(epoch, loss, score):
@@ -397,14 +421,14 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         validation_score = None
         if validation is not None:
             def validation_score():
-                return _rollout_score(step, validation, self.batch_size, device)
+                return -_rollout_error(step, validation, stride, self.batch_size, device)
 
         if self.compile:
             step.compile()
         step.network.train()
         try:
             stopped, diverged = train_epochs(
-                step, data, loss_scale=loss_scale, max_epochs=self.max_epochs,
+                step, samples, loss_scale=loss_scale, max_epochs=self.max_epochs,
                 batch_size=self.batch_size, learning_rate=self.learning_rate, input_noise=self.input_noise,
                 generator=generator, stopper=stopper, validation_score=validation_score,
                 verbose=self.verbose, log=log,
@@ -420,19 +444,21 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                           ConvergenceWarning, stacklevel=2)
         return self
 
-    def _split(self, X, rng, correction):
+    def _split(self, n_trajectories, rng, correction):
         """Indices of the training trajectories, and of the validation ones (or None)."""
-        n_keep = int(np.floor(self.data_fraction * len(X) + 1e-9))
+        n_keep = int(np.floor(self.data_fraction * n_trajectories + 1e-9))
         if n_keep < 1:
-            raise ValueError(f"data_fraction={self.data_fraction} of {len(X)} trajectories leaves none to train on.")
-        keep = np.sort(rng.permutation(len(X))[:n_keep])
+            raise ValueError(f"data_fraction={self.data_fraction} of {n_trajectories} trajectories leaves none to "
+                             "train on.")
+        keep = np.sort(rng.permutation(n_trajectories)[:n_keep])
         if not (self.early_stopping and correction.uses_network):
             return keep, None
         n_val = int(np.ceil(self.validation_fraction * n_keep))
         if n_keep - n_val < 1:
             raise ValueError(f"early_stopping with validation_fraction={self.validation_fraction} holds out {n_val} "
-                             f"of the {n_keep} trajectories used (data_fraction={self.data_fraction} of {len(X)}), "
-                             "leaving none to train on; lower validation_fraction or give more trajectories.")
+                             f"of the {n_keep} trajectories used (data_fraction={self.data_fraction} of "
+                             f"{n_trajectories}), leaving none to train on; lower validation_fraction or give more "
+                             "trajectories.")
         shuffled = rng.permutation(keep)
         return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
 
@@ -466,7 +492,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
 
     # --- prediction -------------------------------------------------------------------------
 
-    def predict(self, X, n_steps=100, save_every=1, final_only=False):
+    def predict(self, X, n_steps=100, save_every=1, final_only=False, params=None, inputs=None, t0=None):
         """Roll the hybrid solver out from initial conditions.
 
         Trajectories are rolled out ``batch_size`` at a time and written into the returned
@@ -482,6 +508,13 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             Keep every ``save_every``-th state (steps ``0, k, 2k, ... <= n_steps``).
         final_only : bool, default=False
             Return only the state after ``n_steps``, shape ``(n, n_state)``.
+        params : array-like of shape (n, n_params), default=None
+            For a system with parameters: one row per initial condition.
+        inputs : array-like of shape (n, n_steps * dt / data_dt + 1, n_inputs), default=None
+            For a system with an input signal: its samples every ``data_dt`` (the
+            spacing of the training data) from ``t0`` on.
+        t0 : float or array-like of shape (n,), default=None
+            For a time-dependent system: the start times (None: 0).
 
         Returns
         -------
@@ -500,22 +533,30 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"X (initial conditions, shape (n, n_state)): {exc}") from exc
         u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
+        conditions = None
+        if self.model_.system is not None:
+            system = self.model_.system
+            params, inputs, t0 = check_conditions(system, len(u0), n_steps * self.stride_ + 1, params, inputs, t0)
+            conditions = _condition_sequence(t0, params, inputs, self.model_.dt, self.stride_, self.device_)
+        else:
+            check_conditions(self.model_.system or as_system(self.system), len(u0), 1, params, inputs, None)
         model = self.model_.compile() if self.compile else self.model_
         return rollout(model, u0, n_steps, save_every=save_every, final_only=final_only,
-                       batch_size=self.batch_size, device=self.device_)
+                       batch_size=self.batch_size, device=self.device_, conditions=conditions)
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, params=None, inputs=None, t0=None):
         """Negative trajectory MSE of rollouts from ``X[:, 0]`` against ``X`` (higher is better).
 
-        ``X`` is sampled every ``data_dt`` as in ``fit``; rollouts that blow up count as
-        an MSE of ``MAX_SCORE_ERROR`` (1e100), so the score stays finite.
+        ``X`` is sampled every ``data_dt`` as in ``fit`` (an array, or a list of
+        trajectories of different lengths, with their ``params``, ``inputs`` and ``t0``
+        as in ``fit``); the error is averaged over every predicted state. Rollouts that
+        blow up count as an MSE of ``MAX_SCORE_ERROR`` (1e100), so the score stays finite.
         """
         check_is_fitted(self, "model_")
-        X = check_trajectories(X, self.n_features_in_, owner=type(self).__name__)[:, :: self.stride_]
-        if X.shape[1] < 2:
-            raise ValueError(f"X needs at least {self.stride_ + 1} times to score one step.")
+        data = check_trajectory_set(X, self.model_.system or as_system(self.system), params, inputs, t0,
+                                    self.n_features_in_, min_times=self.stride_ + 1, owner=type(self).__name__)
         model = self.model_.compile() if self.compile else self.model_
-        return _rollout_score(model, X, self.batch_size, self.device_)
+        return -_rollout_error(model, data, self.stride_, self.batch_size, self.device_)
 
     # --- scikit-learn plumbing -----------------------------------------------------------
 
@@ -555,8 +596,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             step = _base_step(config, n_state, device=device)
         if config.correction.uses_network:
             network = _build_network(n_state, params)
-            empty = torch.empty(n_state, dtype=torch.float64)
-            step = step.with_network(network, empty, empty.clone(), empty.clone())
+            inputs = torch.empty(n_state + params["n_conditioning"], dtype=torch.float64)
+            step = step.with_network(network, inputs, inputs.clone(), torch.empty(n_state, dtype=torch.float64))
             step.load_state_dict(weights)
             step.network.eval()
         elif weights:
@@ -594,27 +635,50 @@ _NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module
 
 
 def _build_network(n_state, model_params):
-    """The correction network ``model_params`` describe, in its dtype, its last layer zero."""
-    network = build_network(n_state, **{k: v for k, v in model_params.items() if k in _NETWORK_ARGUMENTS})
+    """The correction network ``model_params`` describe, in its dtype, its last layer zero:
+    from the state and the conditioning to the state."""
+    arguments = {k: v for k, v in model_params.items() if k in _NETWORK_ARGUMENTS}
+    network = build_network(n_state + model_params["n_conditioning"], n_outputs=n_state, **arguments)
     return network.to(_DTYPES[model_params["dtype"]])
 
 
 def _base_step(config, n_state, rollout_steps=1, device="cpu"):
     """The uncorrected :class:`HybridStep` of a system on ``device`` (one matrix product per
     slope when the system is linear)."""
-    rhs = torch_rhs(config.system, n_state, needs_gradients=rollout_steps > 1, device=device)
+    system = config.system
+    rhs = torch_rhs(system, n_state, needs_gradients=rollout_steps > 1, device=device)
+    if system.conditioned:
+        return HybridStep(rhs, config.integrator, config.dt, config.correction, system=system).to(device)
     return HybridStep(rhs, config.integrator, config.dt, config.correction,
-                      linear_operator=linear_operator_of(config.system)).to(device)
+                      linear_operator=linear_operator_of(system)).to(device)
 
 
-def _rollout_score(model, X, batch_size, device):
-    """Negative trajectory MSE of ``model``'s rollouts from ``X[:, 0]``, capped at
-    ``MAX_SCORE_ERROR``."""
+def _condition_sequence(t0, params, inputs, dt, stride, device):
+    def tensor(value):
+        return None if value is None else torch.as_tensor(value, dtype=torch.float64, device=device)
+
+    return ConditionSequence(tensor(t0), tensor(params), tensor(inputs), dt, stride)
+
+
+def _rollout_error(model, data, stride, batch_size, device):
+    """``model``'s rollout error on a :class:`~sklearn_attns.trajectories.TrajectorySet`: the
+    squared error averaged over every predicted state (for trajectories of one length, the
+    paper's trajectory MSE), capped at ``MAX_SCORE_ERROR``."""
+    total, count = 0.0, 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RolloutWarning)
-        paths = rollout(model, X[:, 0], X.shape[1] - 1, batch_size=batch_size, device=device)
-    error = trajectory_mse(X, np.nan_to_num(paths, nan=np.inf))
-    return -min(error, MAX_SCORE_ERROR)
+        for _, X, params, inputs, t0 in data.groups():
+            reference = X[:, ::stride]
+            conditions = None
+            if model.system is not None:
+                conditions = _condition_sequence(t0, params, inputs, model.dt, stride, device)
+            paths = rollout(model, X[:, 0], reference.shape[1] - 1, batch_size=batch_size, device=device,
+                            conditions=conditions)
+            error = trajectory_mse(reference, np.nan_to_num(paths, nan=np.inf))
+            n_predicted = len(X) * (reference.shape[1] - 1)
+            total, count = total + error * n_predicted, count + n_predicted
+    error = total / count if np.isfinite(total) else np.inf
+    return min(error, MAX_SCORE_ERROR)
 
 
 def _with_default_correction(correction):

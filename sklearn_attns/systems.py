@@ -25,17 +25,38 @@ __all__ = ["ODESystem", "SpringMass", "ElasticPendulum", "KLinkPendulum", "as_sy
 
 
 class ODESystem(BaseEstimator):
-    """An autonomous ODE ``du/dt = rhs(u)`` on batches of states.
+    """An ODE ``du/dt = rhs(...)`` on batches of states, autonomous or conditioned.
+
+    An autonomous system without parameters has ``rhs(u)``. A system that depends on
+    time, on parameters that vary between trajectories, or on an input signal given as
+    data (a drive, a control) is *conditioned*: its right-hand side is
+    ``rhs(t, u, p)``, or ``rhs(t, u, p, w)`` with inputs, where, for a batch of ``n``
+    states, ``t`` has shape ``(n,)``, ``u`` ``(n, n_state)``, ``p`` ``(n, n_params)``
+    (``(n, 0)`` without parameters) and ``w`` ``(n, n_inputs)``.
 
     Parameters
     ----------
     rhs : callable
-        ``rhs(u) -> du`` with ``u`` of shape ``(n, n_state)``. It must accept the array
-        type it is given (NumPy for data generation; torch tensors when a hybrid solver
-        trains or predicts) and return the same shape. Define it with ``def`` at module
-        level so that it pickles (a lambda or a nested function does not).
+        The right-hand side as above, returning ``(n, n_state)``. It must accept the
+        array type it is given (NumPy for data generation; torch tensors when a hybrid
+        solver trains or predicts). Define it with ``def`` at module level so that it
+        pickles (a lambda or a nested function does not).
     n_state : int
         Dimension of the state.
+    n_params : int, default=0
+        Parameters per trajectory (one row of ``params`` per trajectory).
+    n_inputs : int, default=0
+        Components of the input signal sampled along each trajectory.
+    time_dependent : bool, default=False
+        Whether ``rhs`` depends on ``t`` explicitly.
+    input_interpolation : {"linear", "hold"}, default="linear"
+        Between two samples of the input signal, ``w`` is interpolated linearly or held
+        at the earlier sample.
+    time_features : callable, default=None
+        ``time_features(t) -> (n, k)`` array, what a correction network sees of the
+        time (for a drive of known frequency ``omega``, ``cos(omega t)`` and
+        ``sin(omega t)`` generalise beyond the training times); None is ``t`` itself.
+        Used only when ``time_dependent``; same array-type rules as ``rhs``.
     initial_conditions : callable, default=None
         ``initial_conditions(n, rng) -> array (n, n_state)`` with ``rng`` a
         ``numpy.random.RandomState``; needed only by :meth:`sample_initial_conditions`.
@@ -51,13 +72,53 @@ class ODESystem(BaseEstimator):
     >>> system = ODESystem(rhs=decay, n_state=2)
     >>> system.rhs(np.ones((3, 2))).shape
     (3, 2)
+
+    A forced, damped oscillator whose damping and drive vary between trajectories:
+
+    >>> def forced(t, u, p):
+    ...     x, v = u[:, 0], u[:, 1]
+    ...     return np.stack([v, -p[:, 0] * v - x + p[:, 1] * np.cos(t)], axis=1)
+    >>> system = ODESystem(rhs=forced, n_state=2, n_params=2, time_dependent=True)
+    >>> system.evaluate(np.zeros(3), np.ones((3, 2)), np.full((3, 2), 0.5)).shape
+    (3, 2)
     """
 
-    def __init__(self, rhs=None, n_state=None, initial_conditions=None, name=None):
+    # What a subclass with its own constructor (the built-in systems) takes: autonomous,
+    # without parameters or inputs, unless it says otherwise.
+    n_params, n_inputs, time_dependent, input_interpolation, time_features = 0, 0, False, "linear", None
+
+    def __init__(self, rhs=None, n_state=None, n_params=0, n_inputs=0, time_dependent=False,
+                 input_interpolation="linear", time_features=None, initial_conditions=None, name=None):
         self.rhs = rhs
         self.n_state = n_state
+        self.n_params = n_params
+        self.n_inputs = n_inputs
+        self.time_dependent = time_dependent
+        self.input_interpolation = input_interpolation
+        self.time_features = time_features
         self.initial_conditions = initial_conditions
         self.name = name
+
+    @property
+    def conditioned(self):
+        """Whether ``rhs`` takes ``(t, u, p[, w])`` rather than ``u`` alone."""
+        return bool(self.time_dependent) or self.n_params > 0 or self.n_inputs > 0
+
+    def evaluate(self, t, u, p=None, w=None):
+        """``du/dt`` at times ``t`` (n,), states ``u`` (n, n_state), parameters ``p``
+        (n, n_params) and inputs ``w`` (n, n_inputs), whichever the system takes."""
+        if not self.conditioned:
+            return self.rhs(u)
+        if p is None:
+            p = u[:, :0]
+        return self.rhs(t, u, p) if self.n_inputs == 0 else self.rhs(t, u, p, w)
+
+    def time_feature_values(self, t):
+        """What a correction network sees of the time: ``time_features(t)`` (n, k), or
+        ``t`` as one column; ``(n, 0)`` for a system that does not depend on time."""
+        if not self.time_dependent:
+            return t[:, None][:, :0]
+        return t[:, None] if self.time_features is None else self.time_features(t)
 
     def sample_initial_conditions(self, n, random_state=None):
         """Draw ``n`` initial states, shape ``(n, n_state)``, float64."""
