@@ -304,15 +304,18 @@ class HybridStep(nn.Module):
         (:meth:`Integrator.slope_matrix`) instead of the integrator's stage loop.
     system : ODESystem, default=None
         A conditioned system: each step then takes its
-        :class:`~sklearn_attns.conditions.Conditions` (time, parameters, inputs), and the
-        network sees their features after the correction's own.
+        :class:`~sklearn_attns.conditions.Conditions` (time, parameters, inputs).
+    network_sees_conditions : bool, default=True
+        With a conditioned ``system``, the network sees the conditions' features after
+        the correction's own.
     """
 
     def __init__(self, rhs, integrator, dt, correction, network=None, input_mean=None, input_scale=None,
-                 output_scale=None, linear_operator=None, system=None):
+                 output_scale=None, linear_operator=None, system=None, network_sees_conditions=True):
         super().__init__()
         self.rhs, self.integrator, self.dt, self.correction = rhs, integrator, dt, correction
         self.network, self.linear_operator, self.system = network, linear_operator, system
+        self.network_sees_conditions = network_sees_conditions
         self.network_dtype = None if network is None else next(network.parameters()).dtype
         self.compiled_network = self.compiled_step = self.compiled_rollout_step = None
         for name, value in (("input_mean", input_mean), ("input_scale", input_scale),
@@ -327,7 +330,7 @@ class HybridStep(nn.Module):
         """This base step corrected by ``network`` with its standardisation (a new module;
         move it with ``.to(device)``)."""
         return HybridStep(self.rhs, self.integrator, self.dt, self.correction, network, input_mean, input_scale,
-                          output_scale, self.linear_operator, self.system)
+                          output_scale, self.linear_operator, self.system, self.network_sees_conditions)
 
     def compile(self):
         """Run the network through ``torch.compile`` (fuses the activation's many elementwise
@@ -343,7 +346,7 @@ class HybridStep(nn.Module):
         """What the network sees, before standardisation: the correction's features, then
         the conditioning's (float64)."""
         features = self.correction.features(u, slope, self.dt)
-        if conditions is None or self.system is None:
+        if conditions is None or self.system is None or not self.network_sees_conditions:
             return features
         conditioning = conditions.features(self.system)
         return features if conditioning is None else torch.cat([features, conditioning.to(features.dtype)], 1)

@@ -120,6 +120,11 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     attention_input : {"S", "S*dt"}, default="S"
         What the attention of attns / attns-m sees (Table 2). The inputs are
         standardised, so the two differ only by rounding unless the scale is degenerate.
+    condition_network : bool, default=True
+        For a time-dependent, parametric or forced system, the network also sees what
+        the step depends on: the time features, the parameters and the inputs at the
+        step's start and end (see :class:`~sklearn_attns.conditions.Conditions`).
+        False is the ablation: the correction's own input alone.
     rollout_steps : int, default=1
         Coarse steps unrolled per training sample; 1 is teacher forcing.
     input_noise : float, default=0.0
@@ -226,6 +231,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "skip_connection": [Boolean()],
         "module": [Options(MODULES)],
         "attention_input": [Options(["S", "S*dt"])],
+        "condition_network": [Boolean()],
         "rollout_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "input_noise": [Interval(numbers.Real, 0, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -257,6 +263,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         skip_connection=False,
         module="mlp",
         attention_input="S",
+        condition_network=True,
         rollout_steps=1,
         input_noise=0.0,
         learning_rate=1e-3,
@@ -285,6 +292,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         self.skip_connection = skip_connection
         self.module = module
         self.attention_input = attention_input
+        self.condition_network = condition_network
         self.rollout_steps = rollout_steps
         self.input_noise = input_noise
         self.learning_rate = learning_rate
@@ -377,7 +385,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         if self.rollout_steps > 1 and system.conditioned:
             raise ValueError("rollout_steps > 1 is not available for time-dependent, parametric or forced systems; "
                              "use rollout_steps=1.")
-        model_params = self._model_params(config, n_conditioning(system))
+        model_params = self._model_params(config, n_conditioning(system) if self.condition_network else 0)
         if warm:
             self._check_warm_start(model_params)
         device = resolve_device(self.device)
@@ -387,7 +395,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         train = data.take(keep)
         validation = None if validation is None else data.take(validation)
 
-        step = _base_step(config, n_state, self.rollout_steps, device)
+        step = _base_step(config, n_state, self.rollout_steps, device, model_params["n_conditioning"] > 0)
         if warm:
             # A copy: a fit that fails leaves the fitted network as it was.
             old = self.model_
@@ -593,7 +601,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         n_state = values["n_features_in_"]
         with warnings.catch_warnings():  # already said at fit time
             warnings.simplefilter("ignore", UserWarning)
-            step = _base_step(config, n_state, device=device)
+            step = _base_step(config, n_state, device=device, network_sees_conditions=params["n_conditioning"] > 0)
         if config.correction.uses_network:
             network = _build_network(n_state, params)
             inputs = torch.empty(n_state + params["n_conditioning"], dtype=torch.float64)
@@ -642,13 +650,14 @@ def _build_network(n_state, model_params):
     return network.to(_DTYPES[model_params["dtype"]])
 
 
-def _base_step(config, n_state, rollout_steps=1, device="cpu"):
+def _base_step(config, n_state, rollout_steps=1, device="cpu", network_sees_conditions=True):
     """The uncorrected :class:`HybridStep` of a system on ``device`` (one matrix product per
     slope when the system is linear)."""
     system = config.system
     rhs = torch_rhs(system, n_state, needs_gradients=rollout_steps > 1, device=device)
     if system.conditioned:
-        return HybridStep(rhs, config.integrator, config.dt, config.correction, system=system).to(device)
+        return HybridStep(rhs, config.integrator, config.dt, config.correction, system=system,
+                          network_sees_conditions=network_sees_conditions).to(device)
     return HybridStep(rhs, config.integrator, config.dt, config.correction,
                       linear_operator=linear_operator_of(system)).to(device)
 
