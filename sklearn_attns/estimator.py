@@ -32,7 +32,6 @@ from ._validation import (
     check_multiple,
     check_random_state,
     check_states,
-    check_trajectories,
     validate_params,
 )
 from .conditions import ConditionSequence, n_conditioning

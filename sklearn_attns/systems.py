@@ -21,7 +21,8 @@ from ._validation import check_positive as _check_positive
 from ._validation import check_random_state
 from ._validation import check_states as _check_states
 
-__all__ = ["ODESystem", "SpringMass", "ElasticPendulum", "KLinkPendulum", "as_system", "linear_operator_of"]
+__all__ = ["ODESystem", "SpringMass", "ParametricSpringMass", "ElasticPendulum", "KLinkPendulum", "as_system",
+           "linear_operator_of"]
 
 
 class ODESystem(BaseEstimator):
@@ -323,6 +324,82 @@ class SpringMass(ODESystem):
         stretch = xp.concatenate([q, zero], 1) - xp.concatenate([zero, q], 1)
         k, m = self._constant("k", u), self._constant("m", u)
         return (p**2 / (2 * m)).sum(1) + (0.5 * k * stretch**2).sum(1)
+
+
+class ParametricSpringMass(SpringMass):
+    """:class:`SpringMass` whose stiffness and mass scales vary between trajectories.
+
+    Two parameters per trajectory, ``p = (stiffness_scale, mass_scale)``: the spring
+    constants are ``stiffness_scale * k`` and the masses ``mass_scale * m``, with ``k`` and
+    ``m`` those of :class:`SpringMass` (same constructor parameters)::
+
+        dq_i/dt = p_i / (mass_scale m_i)
+        dp_i/dt = stiffness_scale (k_i (q_{i-1} - q_i) + k_{i+1} (q_{i+1} - q_i))
+
+    ``rhs(t, u, p)`` (the time is not used). :meth:`sample_params` draws both scales from
+    ``param_range``.
+
+    Parameters
+    ----------
+    n_masses, random_state, spring_constants, masses, ic_range
+        As in :class:`SpringMass`.
+    param_range : tuple of float, default=(0.5, 2.0)
+        Both scales are drawn log-uniformly from this range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_attns.systems import ParametricSpringMass, SpringMass
+    >>> system = ParametricSpringMass(n_masses=3)
+    >>> u = system.sample_initial_conditions(2, random_state=0)
+    >>> unit = np.ones((2, 2))  # both scales 1: the plain chain
+    >>> bool(np.allclose(system.evaluate(np.zeros(2), u, unit), SpringMass(n_masses=3).rhs(u)))
+    True
+    """
+
+    n_params = 2
+
+    def __init__(self, n_masses=20, random_state=0, spring_constants=None, masses=None, ic_range=2.5,
+                 param_range=(0.5, 2.0)):
+        super().__init__(n_masses, random_state, spring_constants, masses, ic_range)
+        self.param_range = param_range
+
+    @property
+    def linear_operator(self):
+        return None  # one operator per trajectory
+
+    def _constants(self):
+        k, m = self._parameters()
+        stiffness = np.diag(-(k[:-1] + k[1:])) + np.diag(k[1:-1], 1) + np.diag(k[1:-1], -1)
+        return {"stiffness_t": np.ascontiguousarray(stiffness.T), "inverse_mass": 1.0 / m, "k": k, "m": m}
+
+    def rhs(self, t, u, p):
+        u = _check_states(u, self.n_state)
+        d = self.n_masses
+        q, momenta = u[:, :d], u[:, d:]
+        xp = namespace(u)
+        dq = momenta * self._constant("inverse_mass", u) / p[:, 1:2]
+        dp = (q @ self._constant("stiffness_t", u)) * p[:, :1]
+        return xp.concatenate([dq, dp], 1)
+
+    def energy(self, u, p):
+        """Total energy per state with the scales ``p`` (n, 2) of each row."""
+        u = _check_states(u, self.n_state)
+        d = self.n_masses
+        xp = namespace(u)
+        q, momenta = u[:, :d], u[:, d:]
+        zero = q[:, :1] * 0
+        stretch = xp.concatenate([q, zero], 1) - xp.concatenate([zero, q], 1)
+        k, m = self._constant("k", u), self._constant("m", u)
+        return ((momenta**2 / (2 * m)).sum(1) / p[:, 1]) + p[:, 0] * (0.5 * k * stretch**2).sum(1)
+
+    def sample_params(self, n, random_state=None):
+        """Draw ``n`` rows of ``(stiffness_scale, mass_scale)``, log-uniform in
+        ``param_range``, float64."""
+        n = _check_count(n, "n")
+        rng = check_random_state(random_state)
+        low, high = (_check_positive(v, "param_range") for v in self.param_range)
+        return np.exp(rng.uniform(np.log(low), np.log(high), size=(n, 2)))
 
 
 class ElasticPendulum(ODESystem):

@@ -106,8 +106,8 @@ def _check_params(params, system, n):
     n_params = getattr(system, "n_params", 0)
     if n_params == 0:
         if params is not None:
-            raise ValueError(f"params was given, but the system has n_params=0; declare n_params on the system "
-                             f"(ODESystem(..., n_params=...)) or leave params out.")
+            raise ValueError("params was given, but the system has n_params=0; declare n_params on the system "
+                             "(ODESystem(..., n_params=...)) or leave params out.")
         return None
     if params is None:
         raise ValueError(f"params is required: the system has n_params={n_params} (one row per trajectory).")

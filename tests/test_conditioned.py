@@ -12,7 +12,7 @@ import torch
 from scipy.integrate import solve_ivp
 from sklearn.model_selection import GridSearchCV, cross_val_score
 
-from sklearn_attns import AttNSSolver, HybridSolverRegressor, NeurVecSolver
+from sklearn_attns import AttNSSolver, HybridSolverRegressor
 from sklearn_attns.persistence import load_model, save_model
 from sklearn_attns.systems import ODESystem
 from sklearn_attns.trajectories import from_solve_ivp
@@ -183,3 +183,24 @@ def test_forcing_given_as_data_is_interpolated_within_a_step():
     np.testing.assert_allclose(paths, np.stack(expected, 1), rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match=r"inputs\[0\] must have shape"):
         est.predict(u0, n_steps=20, inputs=inputs[:, :21])
+
+
+def test_parametric_spring_chain_conserves_its_scaled_energy_and_rescales_time():
+    from sklearn_attns.systems import ParametricSpringMass, SpringMass
+
+    system = ParametricSpringMass(n_masses=3)
+    u0 = system.sample_initial_conditions(3, random_state=0)
+    P = system.sample_params(3, random_state=1)
+    runs = reference(system.evaluate, u0, P, np.zeros(3), 2.0, 0.5)
+    X = np.stack([run.y.T for run in runs])
+    energy = np.stack([system.energy(X[:, k], P) for k in range(X.shape[1])], 1)
+    np.testing.assert_allclose(energy, np.repeat(energy[:, :1], energy.shape[1], 1), rtol=1e-9)
+    # Positions follow the unit chain with time scaled by sqrt(stiffness / mass scale),
+    # from the same positions and velocities.
+    chain = SpringMass(n_masses=3)
+    for u, p, run in zip(u0, P, runs):
+        rate = np.sqrt(p[0] / p[1])
+        start = np.concatenate([u[:3], u[3:] / (p[1] * rate)])  # same velocity in rescaled time
+        unit = solve_ivp(lambda t, y: chain.rhs(y[None])[0], (0, 2.0 * rate), start, method="DOP853",
+                         rtol=1e-12, atol=1e-12, t_eval=run.t * rate)
+        np.testing.assert_allclose(run.y[:3], unit.y[:3], atol=1e-8)
