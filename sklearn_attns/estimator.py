@@ -60,6 +60,24 @@ MAX_SCORE_ERROR = 1e100
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
+# The training budget of batch_size="auto" and max_epochs="auto": about AUTO_BATCHES
+# batches per epoch and AUTO_STEPS optimiser steps, within the ranges (see
+# docs/user_guide/training.md for the measurements behind them).
+AUTO_BATCHES, AUTO_BATCH_RANGE = 64, (128, 4096)
+AUTO_STEPS, AUTO_EPOCH_RANGE = 10_000, (30, 300)
+AUTO_ROLLOUT_BATCH = 4096
+# A fit that ends its epochs while the best training loss of the last n_iter_no_change
+# epochs still beats the best before them by this share warns that it has not converged.
+CONVERGED_IMPROVEMENT = 0.01
+
+
+def _still_improving(losses, window):
+    """Whether the best of the last ``window`` losses beats the best before them by more
+    than ``CONVERGED_IMPROVEMENT`` (True when there is no "before")."""
+    if len(losses) <= window:
+        return True
+    return min(losses[-window:]) < (1 - CONVERGED_IMPROVEMENT) * min(losses[:-window])
+
 
 class _DeviceName:
     def is_satisfied_by(self, value):
@@ -89,9 +107,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     system : ODESystem or callable, default=None
-        The ODE ``du/dt = f(u)``: a system from :mod:`sklearn_attns.systems`, or a plain
-        picklable ``rhs(u)`` that accepts ``(n, n_state)`` torch tensors (its ``n_state``
-        is then taken from the data).
+        The ODE: a system from :mod:`sklearn_attns.systems` (autonomous, or depending on
+        time, parameters or inputs; see :class:`~sklearn_attns.systems.ODESystem`), or a
+        plain picklable ``rhs(u)`` that accepts ``(n, n_state)`` torch tensors (its
+        ``n_state`` is then taken from the data).
     dt : float, default=0.2
         Coarse step of the solver; a multiple of the data's spacing ``data_dt``.
     integrator : {"euler", "heun", "improved_euler", "rk3", "rk4"}, default="rk4"
@@ -105,8 +124,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         Time between consecutive states of the training data; ``None`` means ``dt``.
     depth : int, default=2
         Linear layers of the network (the paper's ``h``).
-    width : int, default=1024
-        Hidden width (the paper's ``d1``).
+    width : int, default=256
+        Hidden width (the paper's ``d1``, 1024 in its experiments). 256 trains as well or
+        better on small data sets and costs a quarter of the inference.
     activation : str, default=None
         Hidden activation: "rational" (safe denominator), "rational-original", "sine",
         "relu", "tanh", "gelu"; ``None`` is the correction's own ("sine" for fsnet,
@@ -131,10 +151,14 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         paper's robustness experiment uses 1e-5).
     learning_rate : float, default=1e-3
         Adam's initial learning rate, annealed to 0 by a cosine schedule per iteration.
-    max_epochs : int, default=30
-        Passes over the training samples.
-    batch_size : int, default=4096
-        Samples per gradient step; also trajectories per batch in ``predict``.
+    max_epochs : int or "auto", default="auto"
+        Passes over the training samples. "auto" sets a budget of about 10,000 optimiser
+        steps (between 30 and 300 epochs), so that small data sets train as long as
+        large ones.
+    batch_size : int or "auto", default="auto"
+        Samples per gradient step; also trajectories per batch in ``predict``. "auto" is
+        a 64th of the training samples (between 128 and 4096), and rollouts of 4096
+        trajectories.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the trajectories, score rollouts on them after
         every epoch, stop when more than ``n_iter_no_change`` epochs in a row did not
@@ -234,8 +258,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "rollout_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "input_noise": [Interval(numbers.Real, 0, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Options(["auto"]), Interval(numbers.Integral, 0, None, closed="left")],
+        "batch_size": [Options(["auto"]), Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": [Boolean()],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -257,7 +281,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         data_fraction=1.0,
         data_dt=None,
         depth=2,
-        width=1024,
+        width=256,
         activation=None,
         skip_connection=False,
         module="mlp",
@@ -266,8 +290,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         rollout_steps=1,
         input_noise=0.0,
         learning_rate=1e-3,
-        max_epochs=30,
-        batch_size=4096,
+        max_epochs="auto",
+        batch_size="auto",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -400,7 +424,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             old = self.model_
             step = step.with_network(copy.deepcopy(old.network), old.input_mean, old.input_scale,
                                      old.output_scale).to(device)
-        samples = TeacherForcedData(train, stride, step, device, self.batch_size)
+        samples = TeacherForcedData(train, stride, step, device, self._rollout_batch())
+        batch_size, max_epochs = self._training_budget(len(samples))
         if not warm:
             step = self._new_model(step, samples, model_params, generator, device)
         fitted = {
@@ -410,7 +435,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             "validation_scores_": [] if validation is not None else None,
             "n_iter_": self.n_iter_ if warm else 0, "best_loss_": None, "best_validation_score_": None,
         }
-        if not config.correction.uses_network or self.max_epochs == 0:
+        if not config.correction.uses_network or max_epochs == 0:
             self._set_fitted(fitted)
             return self
 
@@ -428,15 +453,15 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         validation_score = None
         if validation is not None:
             def validation_score():
-                return -_rollout_error(step, validation, stride, self.batch_size, device)
+                return -_rollout_error(step, validation, stride, self._rollout_batch(), device)
 
         if self.compile:
             step.compile()
         step.network.train()
         try:
             stopped, diverged = train_epochs(
-                step, samples, loss_scale=loss_scale, max_epochs=self.max_epochs,
-                batch_size=self.batch_size, learning_rate=self.learning_rate, input_noise=self.input_noise,
+                step, samples, loss_scale=loss_scale, max_epochs=max_epochs,
+                batch_size=batch_size, learning_rate=self.learning_rate, input_noise=self.input_noise,
                 generator=generator, stopper=stopper, validation_score=validation_score,
                 verbose=self.verbose, log=log,
             )
@@ -446,10 +471,27 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             self._finish(step, stopper, fitted, validation is not None, restore=True)
             raise
         self._finish(step, stopper, fitted, validation is not None, restore=validation is not None or diverged)
-        if not stopped:
-            warnings.warn(f"max_epochs={self.max_epochs} reached and the optimisation hasn't converged yet.",
-                          ConvergenceWarning, stacklevel=2)
+        if not stopped and _still_improving(fitted["loss_curve_"][-stopper.patience * 2:], stopper.patience):
+            warnings.warn(f"max_epochs={max_epochs} reached while the training loss was still falling by more than "
+                          f"{CONVERGED_IMPROVEMENT:.0%} over the last {stopper.patience} epochs (n_iter_no_change); "
+                          "more epochs would probably help.", ConvergenceWarning, stacklevel=2)
         return self
+
+    def _training_budget(self, n_samples):
+        """``(batch_size, max_epochs)`` with "auto" resolved: about ``AUTO_BATCHES`` batches
+        per epoch and ``AUTO_STEPS`` optimiser steps in all, whatever the data size."""
+        batch_size = self.batch_size
+        if batch_size == "auto":
+            batch_size = int(np.clip(n_samples // AUTO_BATCHES, *AUTO_BATCH_RANGE))
+        max_epochs = self.max_epochs
+        if max_epochs == "auto":
+            batches = -(-n_samples // batch_size)
+            max_epochs = int(np.clip(-(-AUTO_STEPS // batches), *AUTO_EPOCH_RANGE))
+        return batch_size, max_epochs
+
+    def _rollout_batch(self):
+        """Trajectories rolled out together in ``predict``, ``score`` and validation."""
+        return AUTO_ROLLOUT_BATCH if self.batch_size == "auto" else self.batch_size
 
     def _split(self, n_trajectories, rng, correction):
         """Indices of the training trajectories, and of the validation ones (or None)."""
@@ -549,7 +591,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             check_conditions(self.model_.system or as_system(self.system), len(u0), 1, params, inputs, None)
         model = self.model_.compile() if self.compile else self.model_
         return rollout(model, u0, n_steps, save_every=save_every, final_only=final_only,
-                       batch_size=self.batch_size, device=self.device_, conditions=conditions)
+                       batch_size=self._rollout_batch(), device=self.device_, conditions=conditions)
 
     def score(self, X, y=None, params=None, inputs=None, t0=None):
         """Negative trajectory MSE of rollouts from ``X[:, 0]`` against ``X`` (higher is better).
@@ -563,7 +605,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         data = check_trajectory_set(X, self.model_.system or as_system(self.system), params, inputs, t0,
                                     self.n_features_in_, min_times=self.stride_ + 1, owner=type(self).__name__)
         model = self.model_.compile() if self.compile else self.model_
-        return -_rollout_error(model, data, self.stride_, self.batch_size, self.device_)
+        return -_rollout_error(model, data, self.stride_, self._rollout_batch(), self.device_)
 
     # --- scikit-learn plumbing -----------------------------------------------------------
 
