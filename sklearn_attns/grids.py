@@ -88,8 +88,8 @@ class GridLayout:
     def from_grid(self, g):
         """Fields ``(..., n_fields, n_points)`` as flat states ``(..., n_fields * n_points)``."""
         if tuple(g.shape[-2:]) != (self.n_fields, self.n_points):
-            raise ValueError(f"g must end with shape (n_fields, n_points) = {(self.n_fields, self.n_points)}, "
-                             f"got {tuple(g.shape)}.")
+            raise ValueError(f"g must end with shape (n_fields, n_points) = "
+                             f"{(self.n_fields, self.n_points)}, got {tuple(g.shape)}.")
         return g.reshape(*g.shape[:-2], self.n_state)
 
     def with_points(self, n_points):

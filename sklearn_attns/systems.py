@@ -28,8 +28,8 @@ from ._validation import check_random_state
 from ._validation import check_states as _check_states
 from .grids import GridLayout, roll
 
-__all__ = ["ODESystem", "SpringMass", "ElasticPendulum", "KLinkPendulum", "Burgers", "FitzHughNagumo", "GrayScott",
-           "as_system", "linear_operator_of"]
+__all__ = ["ODESystem", "SpringMass", "ElasticPendulum", "KLinkPendulum", "Burgers", "FitzHughNagumo",
+           "GrayScott", "as_system", "linear_operator_of"]
 
 
 class ODESystem(BaseEstimator):
@@ -476,7 +476,7 @@ class _PeriodicGrid(ODESystem):
 
 
 class Burgers(_PeriodicGrid):
-    """Viscous Burgers equation ``u_t + (u^2 / 2)_x = nu u_xx`` on a periodic interval, by the method of lines.
+    """Viscous Burgers equation ``u_t + (u^2 / 2)_x = nu u_xx`` on a periodic interval (method of lines).
 
     Second-order central differences in conservative flux form on ``n_points`` points
     ``x_i = i h``, ``h = length / n_points``::
@@ -528,9 +528,9 @@ class Burgers(_PeriodicGrid):
 
     def rhs(self, u):
         u = _check_states(u, self.n_state)
-        h = self._parameter("spacing")
         flux = u * u
-        return (roll(flux, 1) - roll(flux, -1)) / (4.0 * h) + self._parameter("viscosity") * self._laplacian(u)
+        advection = (roll(flux, 1) - roll(flux, -1)) / (4.0 * self._parameter("spacing"))
+        return advection + self._parameter("viscosity") * self._laplacian(u)
 
     def sample_initial_conditions(self, n, random_state=None):
         n = _check_count(n, "n")
@@ -544,16 +544,19 @@ class _ReactionDiffusion(_PeriodicGrid):
     n_fields = 2
 
     def _check_parameters(self):
-        return {**self._grid_parameters(), "diffusion_u": _check_non_negative(self.diffusion_u, "diffusion_u"),
-                "diffusion_v": _check_non_negative(self.diffusion_v, "diffusion_v"), **self._reaction_parameters()}
+        return {**self._grid_parameters(), **self._reaction_parameters(),
+                "diffusion_u": _check_non_negative(self.diffusion_u, "diffusion_u"),
+                "diffusion_v": _check_non_negative(self.diffusion_v, "diffusion_v")}
 
     def diffusion(self, u):
-        """The diffusion part of the right-hand side, ``(D_u u_xx, D_v v_xx)`` discretised, ``(n, n_state)``."""
+        """The diffusion part of the right-hand side, ``(D_u u_xx, D_v v_xx)`` discretised, ``(n, n_state)``.
+
+        Alone, it evolves each discrete Fourier mode ``m`` by ``exp(-4 D sin^2(pi m / n_points) t / h^2)``.
+        """
         g = self.layout.to_grid(_check_states(u, self.n_state))
-        xp = namespace(g)
         lap = self._laplacian(g)
-        return xp.concatenate([self._parameter("diffusion_u") * lap[:, 0], self._parameter("diffusion_v") * lap[:, 1]],
-                              1)
+        d_u, d_v = self._parameter("diffusion_u"), self._parameter("diffusion_v")
+        return namespace(g).concatenate([d_u * lap[:, 0], d_v * lap[:, 1]], 1)
 
     def reaction(self, u):
         """The reaction part of the right-hand side, point by point, ``(n, n_state)``."""
@@ -680,7 +683,8 @@ class GrayScott(_ReactionDiffusion):
         self.n_seeds = n_seeds
 
     def _reaction_parameters(self):
-        return {"feed": _check_non_negative(self.feed, "feed"), "kill": _check_non_negative(self.kill, "kill")}
+        return {"feed": _check_non_negative(self.feed, "feed"),
+                "kill": _check_non_negative(self.kill, "kill")}
 
     def _reaction(self, u, v):
         feed, kill = self._parameter("feed"), self._parameter("kill")
@@ -702,8 +706,8 @@ class GrayScott(_ReactionDiffusion):
             distance = np.minimum(distance, layout.length - distance)  # periodic
             bump += (j < counts)[:, None] * np.exp(-((distance / width) ** 2))
         bump = np.minimum(bump, 1.0)
-        fields = np.stack([1.0 - 0.5 * bump, 0.25 * bump], 1) + 0.01 * rng.normal(size=(n, 2, layout.n_points))
-        return layout.from_grid(fields)
+        fields = np.stack([1.0 - 0.5 * bump, 0.25 * bump], 1)
+        return layout.from_grid(fields + 0.01 * rng.normal(size=fields.shape))
 
 
 def linear_operator_of(system):

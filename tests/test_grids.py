@@ -38,7 +38,8 @@ def test_layout_shape_errors_name_the_layout():
         layout.from_grid(np.zeros((3, 4, 2)))
 
 
-@pytest.mark.parametrize("bad, name", [(dict(n_points=0), "n_points"), (dict(n_points=4, n_fields=0), "n_fields"),
+@pytest.mark.parametrize("bad, name", [(dict(n_points=0), "n_points"),
+                                       (dict(n_points=4, n_fields=0), "n_fields"),
                                        (dict(n_points=4, boundary="open"), "boundary"),
                                        (dict(n_points=4, spacing=-1.0), "spacing"),
                                        (dict(n_points=2.5), "n_points")])
@@ -60,7 +61,8 @@ def test_layout_geometry():
 
 def test_layout_is_a_value():
     layout = GridLayout(n_points=4, n_fields=2, spacing=0.5)
-    assert layout == GridLayout(4, 2, "periodic", 0.5) and hash(layout) == hash(GridLayout(4, 2, "periodic", 0.5))
+    same = GridLayout(4, 2, "periodic", 0.5)
+    assert layout == same and hash(layout) == hash(same)
     assert pickle.loads(pickle.dumps(layout)) == layout
     with pytest.raises(AttributeError):
         layout.n_points = 5
@@ -87,7 +89,8 @@ def test_field_scale_pools_batch_and_points(backend):
         expected = block.std() if f < 2 else 1.0  # a constant field gets scale 1
         assert float(scale[f]) == pytest.approx(expected, rel=1e-12)
     mean, rms = field_scale(backend(x), n_fields=3, centre=False)
-    np.testing.assert_allclose(np.asarray(rms), [np.sqrt((x[:, 6 * f : 6 * (f + 1)] ** 2).mean()) for f in range(3)])
+    expected = [np.sqrt((x[:, 6 * f : 6 * (f + 1)] ** 2).mean()) for f in range(3)]
+    np.testing.assert_allclose(np.asarray(rms), expected)
     np.testing.assert_array_equal(np.asarray(mean), 0.0)
     with pytest.raises(ValueError, match="n_fields"):
         field_scale(backend(x), n_fields=4)

@@ -22,6 +22,12 @@ from sklearn_attns import make_trajectories
 from sklearn_attns.grids import GridLayout
 from sklearn_attns.systems import Burgers, ElasticPendulum, FitzHughNagumo, GrayScott, ODESystem, SpringMass
 
+
+def as_ivp(system):
+    """``fun(t, y)`` for scipy's ``solve_ivp``: one state of the autonomous system."""
+    return lambda t, y: system.rhs(y[None])[0]
+
+
 # --- Layouts -------------------------------------------------------------------------------------
 
 
@@ -75,8 +81,8 @@ def test_burgers_converges_to_cole_hopf_at_second_order():
     for n in (32, 64, 128):
         system = Burgers(n_points=n, viscosity=nu)
         x = system.layout.coordinates()
-        sol = solve_ivp(lambda t, u: system.rhs(u[None])[0], (0, t_end), cole_hopf(x, 0.0, nu), method="DOP853",
-                        rtol=1e-10, atol=1e-12)
+        sol = solve_ivp(as_ivp(system), (0, t_end), cole_hopf(x, 0.0, nu), method="DOP853", rtol=1e-10,
+                        atol=1e-12)
         errors.append(np.abs(sol.y[:, -1] - cole_hopf(x, t_end, nu)).max())
     orders = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
     print(f"max errors {errors}, observed orders {orders}")
@@ -133,13 +139,16 @@ def gray_scott_by_hand(state, system):
 
 
 @pytest.mark.parametrize("system, by_hand", [
-    (FitzHughNagumo(n_points=7, diffusion_u=0.02, diffusion_v=0.07, k=0.1, length=3.0), fitzhugh_nagumo_by_hand),
-    (GrayScott(n_points=7, diffusion_u=0.8, diffusion_v=0.3, feed=0.05, kill=0.07, length=5.0), gray_scott_by_hand),
+    (FitzHughNagumo(n_points=7, diffusion_u=0.02, diffusion_v=0.07, k=0.1, length=3.0),
+     fitzhugh_nagumo_by_hand),
+    (GrayScott(n_points=7, diffusion_u=0.8, diffusion_v=0.3, feed=0.05, kill=0.07, length=5.0),
+     gray_scott_by_hand),
 ], ids=param_id)
 def test_reaction_diffusion_stencil_point_by_point(system, by_hand):
     u = np.random.RandomState(0).uniform(0, 1, size=(5, 14))
     np.testing.assert_allclose(system.rhs(u), by_hand(u, system), rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(system.diffusion(u) + system.reaction(u), system.rhs(u), rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(system.diffusion(u) + system.reaction(u), system.rhs(u), rtol=1e-15,
+                               atol=1e-15)
 
 
 def uniform(n_points, u, v):
@@ -171,8 +180,8 @@ def test_reaction_diffusion_trajectories_match_dop853(system, t_end, dt, fine_dt
     X = make_trajectories(system, 3, t_end=t_end, dt=dt, fine_dt=fine_dt, random_state=0)
     times = np.arange(X.shape[1]) * dt
     for trajectory in X:
-        sol = solve_ivp(lambda t, u: system.rhs(u[None])[0], (0, t_end), trajectory[0], t_eval=times,
-                        method="DOP853", rtol=1e-10, atol=1e-12)
+        sol = solve_ivp(as_ivp(system), (0, t_end), trajectory[0], t_eval=times, method="DOP853", rtol=1e-10,
+                        atol=1e-12)
         difference = np.abs(sol.y.T - trajectory).max()
         assert difference < tolerance, difference
 
@@ -183,7 +192,8 @@ def test_diffusion_part_matches_the_discrete_fourier_solution(system):
     """d/dt of the discrete Laplacian's Fourier mode m is -4 D sin^2(pi m / n) / h^2 times itself,
     so the diffusion part alone has the closed-form solution exp(-4 D sin^2(pi m / n) t / h^2) per mode."""
     n, h, t_end = system.n_points, system.layout.spacing, 2.0
-    u0 = system.sample_initial_conditions(2, random_state=0) + np.random.RandomState(1).normal(0, 0.1, (2, 2 * n))
+    noise = np.random.RandomState(1).normal(0, 0.1, (2, 2 * n))
+    u0 = system.sample_initial_conditions(2, random_state=0) + noise
     X = make_trajectories(ODESystem(rhs=system.diffusion, n_state=2 * n), t_end=t_end, dt=t_end, fine_dt=1e-3,
                           initial_conditions=u0)
     symbol = 4 * np.sin(np.pi * np.fft.fftfreq(n, 1.0 / n) / n) ** 2 / h**2
@@ -197,8 +207,7 @@ def test_diffusion_part_matches_the_discrete_fourier_solution(system):
 def test_default_fitzhugh_nagumo_forms_patterns():
     system = FitzHughNagumo()
     u0 = system.sample_initial_conditions(3, random_state=0)
-    sol = [solve_ivp(lambda t, u: system.rhs(u[None])[0], (0, 10.0), y0, method="DOP853", rtol=1e-6).y[:, -1]
-           for y0 in u0]
+    sol = [solve_ivp(as_ivp(system), (0, 10.0), y0, method="DOP853", rtol=1e-6).y[:, -1] for y0 in u0]
     for state in sol:
         u = state[: system.n_points]
         crossings = (np.sign(u) != np.sign(np.roll(u, 1))).sum()
@@ -216,7 +225,7 @@ def test_default_gray_scott_pulses_replicate():
 
     counts = []
     for y0 in u0:
-        end = solve_ivp(lambda t, u: system.rhs(u[None])[0], (0, 600.0), y0, method="DOP853", rtol=1e-6).y[:, -1]
+        end = solve_ivp(as_ivp(system), (0, 600.0), y0, method="DOP853", rtol=1e-6).y[:, -1]
         counts.append((pulses(y0), pulses(end)))
     print(f"pulses (start, t = 600): {counts}")
     assert all(end >= 1 for _, end in counts)  # the pattern survives
