@@ -18,7 +18,8 @@ import numpy as np
 from ._array import is_tensor, namespace
 from ._validation import check_count, check_positive
 
-__all__ = ["GridLayout", "BOUNDARIES", "roll", "field_scale", "expand_fields"]
+__all__ = ["BOUNDARIES", "GridLayout", "expand_fields", "field_scale", "fit_field_scaling", "point_samples",
+           "roll"]
 
 BOUNDARIES = ("periodic", "fixed")
 
@@ -135,17 +136,35 @@ def field_scale(x, n_fields, centre=True):
     (array([ 2., 10.]), array([1., 1.]))
     """
     xp = namespace(x)
+    samples = point_samples(x, n_fields)
+    if centre:
+        mean = samples.mean(0)
+        scale = ((samples - mean) ** 2).mean(0) ** 0.5
+    else:
+        mean = samples[0] * 0
+        scale = (samples**2).mean(0) ** 0.5
+    return mean, xp.where(scale > 1e-12 * (abs(mean) + 1), scale, xp.ones_like(scale))
+
+
+def point_samples(x, n_fields):
+    """States ``(n, n_fields * n_points)`` as ``n * n_points`` samples of the ``n_fields`` values at
+    one point: ``(n * n_points, n_fields)`` (a copy).
+
+    Statistics per component of the result are statistics per field, pooled over the batch
+    and the points: what a weight-shared network on the grid should be scaled by.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_attns.grids import point_samples
+    >>> point_samples(np.array([[1.0, 2.0, 10.0, 20.0]]), n_fields=2)   # u = (1, 2), v = (10, 20)
+    array([[ 1., 10.],
+           [ 2., 20.]])
+    """
     if x.shape[-1] % n_fields:
         raise ValueError(f"x has {x.shape[-1]} components, not a multiple of n_fields={n_fields}.")
-    fields = xp.swapaxes(x.reshape(len(x), n_fields, -1), 0, 1).reshape(n_fields, -1)
-    if centre:
-        mean = fields.mean(1)
-        scale = ((fields - mean[:, None]) ** 2).mean(1) ** 0.5
-    else:
-        mean = fields[:, 0] * 0
-        scale = (fields**2).mean(1) ** 0.5
-    one = xp.ones_like(scale)
-    return mean, xp.where(scale > 1e-12 * (abs(mean) + 1), scale, one)
+    xp = namespace(x)
+    return xp.swapaxes(x.reshape(len(x), n_fields, -1), 1, 2).reshape(-1, n_fields)
 
 
 def expand_fields(values, n_points):
@@ -163,3 +182,37 @@ def expand_fields(values, n_points):
         return values.repeat_interleave(n_points)
     return np.repeat(values, n_points)
 
+
+
+def fit_field_scaling(correction, u, slope, residual, dt, n_fields):
+    """A correction's standardisation on a grid: per channel, pooled over the batch and the points.
+
+    The per-component scaling of :class:`~sklearn_attns.training.TeacherForcedData` gives
+    every grid point its own constants, which breaks translation equivariance and ties the
+    network to ``n_points``; these are shared by all points of a channel.
+
+    Parameters
+    ----------
+    correction : Correction
+        Defines the network input (``features``) and the output scale.
+    u, slope, residual : tensor of shape (n, n_fields * n_points)
+        Training states, base slopes and residuals ``u_next - (u + dt slope)``, float64.
+    dt : float
+        The coarse step.
+    n_fields : int
+        Fields of the state.
+
+    Returns
+    -------
+    input_mean, input_scale : tensor of shape (in_channels,)
+        ``in_channels`` is ``n_fields`` (``2 n_fields`` with
+        :func:`~sklearn_attns.corrections.with_state`).
+    output_scale : tensor of shape (n_fields,)
+        Expand each to a state vector with :func:`expand_fields` before handing them to
+        :class:`~sklearn_attns.corrections.HybridStep`.
+    """
+    features = correction.features(u, slope, dt)
+    n_points = u.shape[-1] // n_fields
+    mean, scale = field_scale(features, features.shape[-1] // n_points)
+    residual, slope = point_samples(residual, n_fields), point_samples(slope, n_fields)
+    return mean, scale, correction.output_scale(residual, slope, dt)
