@@ -453,7 +453,8 @@ class _PeriodicGrid(ODESystem):
         return self.n_fields * _check_count(self.n_points, "n_points", minimum=3)
 
     def _grid_parameters(self):
-        return {"spacing": self.layout.spacing}
+        layout = self.layout
+        return {"layout": layout, "spacing": layout.spacing}
 
     def _laplacian(self, g):
         """The second-order central difference ``(g[i-1] - 2 g[i] + g[i+1]) / h^2`` along the last axis."""
@@ -553,14 +554,14 @@ class _ReactionDiffusion(_PeriodicGrid):
 
         Alone, it evolves each discrete Fourier mode ``m`` by ``exp(-4 D sin^2(pi m / n_points) t / h^2)``.
         """
-        g = self.layout.to_grid(_check_states(u, self.n_state))
+        g = self._parameter("layout").to_grid(_check_states(u, self.n_state))
         lap = self._laplacian(g)
         d_u, d_v = self._parameter("diffusion_u"), self._parameter("diffusion_v")
         return namespace(g).concatenate([d_u * lap[:, 0], d_v * lap[:, 1]], 1)
 
     def reaction(self, u):
         """The reaction part of the right-hand side, point by point, ``(n, n_state)``."""
-        g = self.layout.to_grid(_check_states(u, self.n_state))
+        g = self._parameter("layout").to_grid(_check_states(u, self.n_state))
         r_u, r_v = self._reaction(g[:, 0], g[:, 1])
         return namespace(g).concatenate([r_u, r_v], 1)
 
