@@ -35,7 +35,8 @@ from ._validation import (
     validate_params,
 )
 from .conditions import ConditionSequence, n_conditioning
-from .corrections import ACTIVATIONS, CORRECTIONS, MODULES, HybridStep, build_network, get_correction
+from .corrections import ACTIVATIONS, CORRECTIONS, MODULES, HybridStep, build_network, get_correction, with_state
+from .grids import GridLayout, expand_fields, fit_field_scaling
 from .devices import DEVICE_NAMES, is_device_name, loadable_device, resolve_device
 from .integrators import ALIASES, INTEGRATORS, Integrator, get_integrator
 from .metrics import trajectory_mse
@@ -133,9 +134,13 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "rational" otherwise).
     skip_connection : bool, default=False
         Add a learnable multiple of the network input to its output (Table 2).
-    module : {"mlp", "lstm", "transformer"}, default="mlp"
-        The network: the paper's Eq. (8), or Table 2's LSTM / Transformer modules that
-        read the state components as a sequence (hidden size ``width``).
+    module : {"mlp", "lstm", "transformer", "conv"}, default="mlp"
+        The network: the paper's Eq. (8), Table 2's LSTM / Transformer modules that
+        read the state components as a sequence (hidden size ``width``), or, for a system
+        on a grid (``system.layout``), a local, weight-shared convolutional network
+        (:class:`~sklearn_attns.corrections.LocalConvNet`: ``depth`` convolutions of
+        ``kernel_size`` points, ``width`` channels) that also rolls out on a longer
+        periodic domain with the same spacing.
     attention_input : {"S", "S*dt"}, default="S"
         What the attention of attns / attns-m sees (Table 2). The inputs are
         standardised, so the two differ only by rounding unless the scale is degenerate.
@@ -144,6 +149,13 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         the step depends on: the time features, the parameters and the inputs at the
         step's start and end (see :class:`~sklearn_attns.conditions.Conditions`).
         False is the ablation: the correction's own input alone.
+    state_input : bool, default=False
+        The network also sees the state ``u`` beside its own input (for AttNS: the
+        slope ``S`` and the state together; see
+        :func:`~sklearn_attns.corrections.with_state`).
+    kernel_size : int, default=5
+        Points per convolution of ``module="conv"`` (odd); its receptive field is
+        ``depth * (kernel_size - 1) + 1`` points.
     rollout_steps : int, default=1
         Coarse steps unrolled per training sample; 1 is teacher forcing.
     input_noise : float, default=0.0
@@ -255,6 +267,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "module": [Options(MODULES)],
         "attention_input": [Options(["S", "S*dt"])],
         "condition_network": [Boolean()],
+        "state_input": [Boolean()],
+        "kernel_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "rollout_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "input_noise": [Interval(numbers.Real, 0, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -287,6 +301,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         module="mlp",
         attention_input="S",
         condition_network=True,
+        state_input=False,
+        kernel_size=5,
         rollout_steps=1,
         input_noise=0.0,
         learning_rate=1e-3,
@@ -316,6 +332,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         self.module = module
         self.attention_input = attention_input
         self.condition_network = condition_network
+        self.state_input = state_input
+        self.kernel_size = kernel_size
         self.rollout_steps = rollout_steps
         self.input_noise = input_noise
         self.learning_rate = learning_rate
@@ -341,23 +359,32 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         system = as_system(self.system)
         data_dt = self.dt if self.data_dt is None else self.data_dt
         stride = check_multiple(self.dt, data_dt, "dt", "data_dt")
-        correction = get_correction(self.correction, attention_input=self.attention_input)
+        correction = _correction(self.correction, self.attention_input, self.state_input)
         return _Config(system, float(self.dt), stride, get_integrator(self.integrator), correction)
 
     def _model_params(self, config, n_conditioning=0):
         """The parameters that shape the step: the base method, the width of the
         conditioning, and the network's parameters that apply to this ``correction`` and
         ``module``."""
-        params = {"integrator": config.integrator.name, "dt": config.dt, "correction": config.correction.name,
+        correction = getattr(config.correction, "base", config.correction)  # without with_state
+        params = {"integrator": config.integrator.name, "dt": config.dt, "correction": correction.name,
                   "n_conditioning": int(n_conditioning)}
-        if not config.correction.uses_network:
+        if not correction.uses_network:
             return params
         params.update(attention_input=self.attention_input, width=int(self.width),
-                      skip_connection=bool(self.skip_connection), module=self.module, dtype=self.dtype)
-        if self.module == "mlp":
+                      skip_connection=bool(self.skip_connection), module=self.module, dtype=self.dtype,
+                      state_input=bool(self.state_input))
+        if self.module in ("mlp", "conv"):
             params["depth"] = int(self.depth)
-            activation = config.correction.default_activation if self.activation is None else self.activation
+            activation = correction.default_activation if self.activation is None else self.activation
             params["activation"] = activation
+        if self.module == "conv":
+            layout = getattr(config.system, "layout", None)
+            if layout is None:
+                raise ValueError("module='conv' needs a system with a grid layout (system.layout, a "
+                                 "sklearn_attns.grids.GridLayout, as the PDE systems have).")
+            params.update(kernel_size=int(self.kernel_size), n_fields=layout.n_fields, boundary=layout.boundary,
+                          spacing=float(layout.spacing))
         return params
 
     def _check_warm_start(self, model_params):
@@ -530,7 +557,14 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
 
     def _new_model(self, step, data, model_params, generator, device):
         """A fresh network with scaling fitted to ``data`` (the correction starts at zero)."""
-        mean, scale, output_scale = data.fit_scaling(step)
+        if model_params.get("module") == "conv":
+            # Per field, pooled over the grid: every point shares its field's constants.
+            mean, scale, output_scale = fit_field_scaling(step.correction, data.u, data.slope, data.residual, step.dt,
+                                                          model_params["n_fields"])
+            n_points = data.u.shape[1] // model_params["n_fields"]
+            mean, scale, output_scale = (expand_fields(v, n_points) for v in (mean, scale, output_scale))
+        else:
+            mean, scale, output_scale = data.fit_scaling(step)
         if not step.correction.uses_network:
             return step.to(device)
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
@@ -581,7 +615,11 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             u0 = check_array(X, dtype=np.float64, input_name="X")
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"X (initial conditions, shape (n, n_state)): {exc}") from exc
-        u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
+        model = self.model_
+        if u0.ndim == 2 and u0.shape[1] != self.n_features_in_ and self.model_params_.get("module") == "conv":
+            model = self._on_another_grid(u0.shape[1])
+        else:
+            u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
         conditions = None
         if self.model_.system is not None:
             system = self.model_.system
@@ -589,9 +627,35 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             conditions = _condition_sequence(t0, params, inputs, self.model_.dt, self.stride_, self.device_)
         else:
             check_conditions(self.model_.system or as_system(self.system), len(u0), 1, params, inputs, None)
-        model = self.model_.compile() if self.compile else self.model_
+        model = model.compile() if self.compile else model
         return rollout(model, u0, n_steps, save_every=save_every, final_only=final_only,
                        batch_size=self._rollout_batch(), device=self.device_, conditions=conditions)
+
+    def _on_another_grid(self, n_state):
+        """``model_`` on a periodic domain of ``n_state`` components with the fitted spacing:
+        the base step of ``system`` (set to the same equation on that domain) and the fitted
+        local network, whose weights and per-field scaling do not depend on the grid size."""
+        params = self.model_params_
+        system = as_system(self.system)
+        layout = getattr(system, "layout", None)
+        fitted = f"{params['n_fields']} field(s) on a periodic grid of spacing {params['spacing']:g}"
+        if (params["boundary"] != "periodic" or layout is None or system.n_state != n_state
+                or layout.boundary != "periodic" or layout.n_fields != params["n_fields"]
+                or not np.isclose(layout.spacing, params["spacing"], rtol=1e-9)):
+            raise ValueError(f"X has {n_state} components, the solver was fitted on {self.n_features_in_}: a local "
+                             f"correction rolls out on another periodic domain when system is set to the same "
+                             f"equation there ({fitted}, n_state={n_state}), e.g. "
+                             "set_params(system=Burgers(n_points=..., length=...)).")
+        config = _Config(system, self.model_.dt, self.stride_, self.model_.integrator, self.model_.correction)
+        step = _base_step(config, n_state, device=self.device_)
+        old, new = self.n_features_in_ // layout.n_fields, n_state // layout.n_fields
+
+        def regrid(values):  # constant per channel: take one point of each, spread over the new grid
+            return expand_fields(values.reshape(-1, old)[:, 0], new)
+
+        model = self.model_
+        return step.with_network(model.network, regrid(model.input_mean), regrid(model.input_scale),
+                                 regrid(model.output_scale)).to(self.device_)
 
     def score(self, X, y=None, params=None, inputs=None, t0=None):
         """Negative trajectory MSE of rollouts from ``X[:, 0]`` against ``X`` (higher is better).
@@ -636,8 +700,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         already); the model goes to ``device``, or to the CPU if CUDA is missing here."""
         device = loadable_device(device)
         params = values["model_params_"]
+        correction = _correction(params["correction"], params.get("attention_input", "S"),
+                                 params.get("state_input", False))
         config = _Config(as_system(self.system), params["dt"], values["stride_"], get_integrator(params["integrator"]),
-                         get_correction(params["correction"], params.get("attention_input", "S")))
+                         correction)
         weights = {k[len("weight/"):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("weight/")}
         n_state = values["n_features_in_"]
         with warnings.catch_warnings():  # already said at fit time
@@ -645,7 +711,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             step = _base_step(config, n_state, device=device, network_sees_conditions=params["n_conditioning"] > 0)
         if config.correction.uses_network:
             network = _build_network(n_state, params)
-            inputs = torch.empty(n_state + params["n_conditioning"], dtype=torch.float64)
+            n_inputs = n_state * (2 if params["state_input"] else 1) + params["n_conditioning"]
+            inputs = torch.empty(n_inputs, dtype=torch.float64)
             step = step.with_network(network, inputs, inputs.clone(), torch.empty(n_state, dtype=torch.float64))
             step.load_state_dict(weights)
             step.network.eval()
@@ -680,14 +747,26 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-_NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module")
+_NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module", "kernel_size")
+
+
+def _correction(name, attention_input, state_input):
+    correction = get_correction(name, attention_input=attention_input)
+    return with_state(correction) if state_input and correction.uses_network else correction
 
 
 def _build_network(n_state, model_params):
     """The correction network ``model_params`` describe, in its dtype, its last layer zero:
-    from the state and the conditioning to the state."""
+    from the correction's input (with the state, with ``state_input``) and the
+    conditioning to the state; on a grid, a local network."""
     arguments = {k: v for k, v in model_params.items() if k in _NETWORK_ARGUMENTS}
-    network = build_network(n_state + model_params["n_conditioning"], n_outputs=n_state, **arguments)
+    if model_params.get("module") == "conv":
+        layout = GridLayout(n_state // model_params["n_fields"], model_params["n_fields"], model_params["boundary"])
+        extra = layout.n_fields if model_params["state_input"] else 0
+        network = build_network(n_state, layout=layout, extra_inputs=extra, **arguments)
+        return network.to(_DTYPES[model_params["dtype"]])
+    n_inputs = n_state * (2 if model_params.get("state_input") else 1) + model_params["n_conditioning"]
+    network = build_network(n_inputs, n_outputs=n_state, **arguments)
     return network.to(_DTYPES[model_params["dtype"]])
 
 

@@ -22,6 +22,7 @@ from ._validation import check_count, check_positive
 from ._validation import validate_params
 from .corrections import HybridStep, get_correction
 from .estimator import HybridSolverRegressor, _build_network, _Config
+from .grids import GridLayout
 from .integrators import get_integrator
 
 __all__ = ["save_model", "load_model"]
@@ -30,7 +31,8 @@ FORMAT = "sklearn-attns-model"
 # Version 2 stores the parameters that shaped the fitted model (``model_params_``).
 VERSION = 2
 _FITTED_LISTS = ("loss_curve_", "validation_scores_")
-_BUILTIN_SYSTEMS = ("SpringMass", "ElasticPendulum", "KLinkPendulum")
+_BUILTIN_SYSTEMS = ("SpringMass", "ParametricSpringMass", "ElasticPendulum", "KLinkPendulum", "Burgers",
+                    "FitzHughNagumo", "GrayScott")
 
 
 def _jsonable(value):
@@ -230,7 +232,8 @@ def _expected_arrays(metadata, n_members):
     if model_params.get("depth", 1) > n_members:
         raise ValueError(f"depth={model_params['depth']} does not fit the {n_members} stored arrays.")
     with torch.device("meta"):
-        scaling = torch.empty(n_features + model_params["n_conditioning"], dtype=torch.float64)
+        n_inputs = n_features * (2 if model_params.get("state_input") else 1) + model_params["n_conditioning"]
+        scaling = torch.empty(n_inputs, dtype=torch.float64)
         step = HybridStep(None, None, None, correction, _build_network(n_features, model_params),
                           scaling, scaling, scaling[:n_features])
     for key, tensor in step.state_dict().items():
@@ -365,13 +368,19 @@ def _estimator_class(name):
 def _check_model_params(params, cls):
     """Check ``model_params_`` against what ``cls`` writes for them (the keys its correction
     and module use, each value allowed by its parameter constraints); return the correction."""
-    base = {"integrator", "dt", "correction", "n_conditioning"}
-    if not isinstance(params, dict) or not base <= set(params):
-        raise ValueError(f"model_params_ must be an object with the keys {sorted(base)}, got {params!r}.")
+    base = {"integrator", "dt", "correction", "n_conditioning", "n_fields", "boundary"}
+    required = {"integrator", "dt", "correction", "n_conditioning"}
+    if not isinstance(params, dict) or not required <= set(params):
+        raise ValueError(f"model_params_ must be an object with the keys {sorted(required)}, got {params!r}.")
     check_count(params["n_conditioning"], "n_conditioning", minimum=0)
     validate_params(cls._parameter_constraints, params)
     correction = get_correction(params["correction"], params.get("attention_input", "S"))
-    config = _Config(None, params["dt"], None, get_integrator(params["integrator"]), correction)
+    layout = None
+    if params.get("module") == "conv":
+        check_count(params.get("n_fields"), "n_fields")
+        layout = GridLayout(params["n_fields"], params["n_fields"], params.get("boundary"))
+    config = _Config(_systems.ODESystem(layout=layout), params["dt"], None, get_integrator(params["integrator"]),
+                     correction)
     network = {k: v for k, v in params.items() if k not in base}
     _check_keys(params, cls(**network)._model_params(config, params["n_conditioning"]), "model_params_")
     return correction
