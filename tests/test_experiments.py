@@ -20,11 +20,14 @@ from sklearn_attns.__main__ import main
 from sklearn_attns.experiments import (
     EXPERIMENTS,
     SCALES,
+    figures,
     format_mse,
     run_experiment,
     top_second_derivative,
     with_overrides,
 )
+from sklearn_attns.experiments import cells as cells_module
+from sklearn_attns.experiments import run as run_module
 
 pytest.importorskip("matplotlib")
 
@@ -108,13 +111,13 @@ def test_table1_reports_relative_inference_speed(finished):
 def cells_run(monkeypatch):
     """The keys of the cells that ``run_cell`` runs from now on, in order."""
     calls = []
-    real_run_cell = experiments.run_cell
+    real_run_cell = run_module.run_cell
 
     def counting_run_cell(cell, *args, **kwargs):
         calls.append(cell.key)
         return real_run_cell(cell, *args, **kwargs)
 
-    monkeypatch.setattr(experiments, "run_cell", counting_run_cell)
+    monkeypatch.setattr(run_module, "run_cell", counting_run_cell)
     return calls
 
 
@@ -159,7 +162,7 @@ def test_report_writes_the_finished_cells_and_lists_the_others(tmp_path, monkeyp
     def fail(*args, **kwargs):
         raise AssertionError("report_only ran a cell")
 
-    monkeypatch.setattr(experiments, "run_cell", fail)
+    monkeypatch.setattr(run_module, "run_cell", fail)
     reported, paths = _run("appendix-d1", tmp_path, report_only=True)
     assert len(reported) == 1 and reported[0]["mse"] in [r["mse"] for r in records]
     with open(paths["csv"], newline="", encoding="utf-8") as handle:
@@ -249,8 +252,8 @@ def test_bad_scale_errors_clearly(capsys):
 
 def test_cli_runs_an_experiment_at_the_hidden_tiny_scale(tmp_path, capsys, monkeypatch):
     out = tmp_path / "d1"
-    modes, run = [], experiments.run_experiment
-    monkeypatch.setattr(experiments, "run_experiment",
+    modes, run = [], run_module.run_experiment
+    monkeypatch.setattr(run_module, "run_experiment",
                         lambda *a, **k: modes.append(subnormal_reads_as_zero()) or run(*a, **k))
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode (torch.set_flush_denormal returns False)")
@@ -268,7 +271,7 @@ def test_cli_runs_an_experiment_at_the_hidden_tiny_scale(tmp_path, capsys, monke
 
 
 def test_demo_prints_the_table_and_writes_the_figure(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(experiments, "DEMO_SCALE", with_overrides(TINY, data={"spring_mass": 0.002}))
+    monkeypatch.setattr(cells_module, "DEMO_SCALE", with_overrides(TINY, data={"spring_mass": 0.002}))
     assert main(["demo", "--out", str(tmp_path), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "| Spring-mass |" in printed and "AttNS" in printed and "NeurVec" in printed
@@ -328,7 +331,7 @@ def test_cell_keys_are_unique_within_each_experiment():
     (float("inf"), 2e-6, "test MSE 2e-06 against inf"),
 ])
 def test_demo_summary_ratio(other, ours, expected):
-    from sklearn_attns.__main__ import _ratio
+    from sklearn_attns.experiments.cli import _ratio
 
     assert _ratio(other, ours) == expected
 
@@ -336,14 +339,13 @@ def test_demo_summary_ratio(other, ours, expected):
 def test_bar_chart_legend_names_every_series_once(tmp_path, monkeypatch):
     """Table 2's LSTM and Transformer rows have no spring-mass bar, so they first appear
     in the second panel; the legend must still name them (and nothing twice)."""
-    from sklearn_attns import plotting
-
+    panels = (("chain", ("Ours", "w/ skip")), ("pendulum", ("Ours", "LSTM", "Transformer")))
     records = [{"system": system, "variant": variant, "mse": 1e-6, "paper_mse": ""}
-               for system, variants in (("chain", ("Ours", "w/ skip")), ("pendulum", ("Ours", "LSTM", "Transformer")))
-               for variant in variants]
+               for system, variants in panels for variant in variants]
     shown = {}
-    monkeypatch.setattr(plotting, "_finish", lambda figure, handles, labels, title, path: shown.update(labels=labels))
-    plotting.bar_chart(records, tmp_path / "t.png", panels=("system",), series="variant")
+    monkeypatch.setattr(figures, "_finish",
+                        lambda figure, handles, labels, title, path: shown.update(labels=labels))
+    figures.bar_chart(records, tmp_path / "t.png", panels=("system",), series="variant")
     assert shown["labels"] == ["Ours", "w/ skip", "LSTM", "Transformer"]
 
 
@@ -353,17 +355,15 @@ def test_charts_are_not_cut_at_the_image_edges(tmp_path, chart):
     cut off at the right edge: every edge of the saved image must be background."""
     import matplotlib.image
 
-    from sklearn_attns import plotting
-
     long_label = "Ours (h = 2, d1 = 1024), a long legend label"
     records = [{"system": "chain", "variant": variant, "mse": mse, "paper_mse": "", "data": "50%",
                 "loss_curve": [1.0, 0.1], "mse_per_step": [0.0, mse, 2 * mse], "dt": 0.1}
                for variant, mse in ((long_label, 1e-6), ("h = 3", 1e-5))]
     path = tmp_path / "chart.png"
     if chart == "bar_chart":
-        plotting.bar_chart(records, path, panels=("system",), series="variant", title="one panel")
+        figures.bar_chart(records, path, panels=("system",), series="variant", title="one panel")
     else:
-        plotting.curve_chart(records, path, panels="data", series="variant", title="one panel")
+        figures.curve_chart(records, path, panels="data", series="variant", title="one panel")
     image = matplotlib.image.imread(path)[..., :3]
     for edge in (image[0], image[-1], image[:, 0], image[:, -1]):
         assert np.all(edge > 0.95), "something is drawn on the image's edge: the figure was cut"
