@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import subnormal_reads_as_zero
+from helpers import interrupt_training_after, subnormal_reads_as_zero
 
 from sklearn_attns import experiments
 from sklearn_attns.__main__ import main
@@ -367,3 +367,108 @@ def test_charts_are_not_cut_at_the_image_edges(tmp_path, chart):
     image = matplotlib.image.imread(path)[..., :3]
     for edge in (image[0], image[-1], image[:, 0], image[:, -1]):
         assert np.all(edge > 0.95), "something is drawn on the image's edge: the figure was cut"
+
+
+def test_corrections_and_integrators_come_from_the_library_registries():
+    from sklearn_attns.corrections import CORRECTIONS
+    from sklearn_attns.integrators import INTEGRATORS
+
+    assert set(experiments.CORRECTIONS) == {c.name for c in CORRECTIONS.values()} == set(CORRECTIONS)
+    assert len(experiments.CORRECTIONS) == len(set(experiments.CORRECTIONS))
+    # The plain integrator first, then the paper's order (Fig. 3's legend).
+    assert experiments.CORRECTIONS[:6] == ("none", "attns", "attns-m", "neurvec", "csm", "fsnet")
+    # Each method once, whatever aliases the registry holds; by order of accuracy.
+    assert experiments.INTEGRATORS == ("euler", "heun", "rk3", "rk4")
+    assert set(experiments.INTEGRATORS) == {integrator.name for integrator in INTEGRATORS.values()}
+    assert "improved_euler" not in experiments.INTEGRATORS
+    fig3 = EXPERIMENTS["fig3"].cells(TINY)
+    assert {c.correction for c in fig3} == set(CORRECTIONS)
+    assert [c.integrator for c in fig3][::len(fig3) // 4] == list(experiments.INTEGRATORS)
+
+
+def test_with_overrides_records_what_it_changes():
+    quick = SCALES["quick"]
+    assert with_overrides(quick) is quick and with_overrides(quick, max_epochs=None) is quick
+    five = with_overrides(quick, max_epochs=5)
+    assert five.changes == (("max_epochs", 30, 5),)
+    assert "with 5 training epochs instead of its 30" in five.describe()
+    # Composed changes keep the scale's own value; a change back to it is no change.
+    assert with_overrides(five, max_epochs=7).changes == (("max_epochs", 30, 7),)
+    assert with_overrides(five, max_epochs=30).changes == ()
+    assert with_overrides(five, batch_size=64).changes == (("max_epochs", 30, 5), ("batch_size", 512, 64))
+    with pytest.raises(TypeError, match="cannot change"):
+        with_overrides(quick, epochs=5)
+
+
+def test_markdown_header_says_when_epochs_override_the_scale(tmp_path):
+    """--epochs 1 at the tiny scale (2 epochs): the table was made with 1 epoch, and says so."""
+    assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--epochs", "1", "--out", str(tmp_path),
+                 "--device", "cpu", "--report"]) == 0
+    header = (tmp_path / "appendix-d1.md").read_text(encoding="utf-8").splitlines()[2]
+    assert header.startswith("Scale **tiny**, with 1 training epoch instead of its 2:"), header
+    assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--out", str(tmp_path), "--report"]) == 0
+    header = (tmp_path / "appendix-d1.md").read_text(encoding="utf-8").splitlines()[2]
+    assert header.startswith("Scale **tiny**: a smoke-test size"), header
+
+
+def _cli_error(capsys, *argv):
+    """The exit code and the message of a command line that must be refused."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    return exc.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["demo"], ["reproduce", "appendix-d1", "--scale", "tiny"]])
+@pytest.mark.parametrize("option, value, expected", [
+    ("--threads", "0", "expected a positive integer, got '0'"),
+    ("--threads", "two", "expected a positive integer, got 'two'"),
+    ("--epochs", "-1", "expected a positive integer, got '-1'"),
+    ("--epochs", "0", "expected a positive integer, got '0'"),
+    ("--device", "bogus", "'bogus'"),
+    ("--device", "tpu", "'tpu'"),
+])
+def test_cli_refuses_bad_options_with_a_usage_error(command, option, value, expected, capsys, data_home,
+                                                    tmp_path):
+    code, err = _cli_error(capsys, *command, "--out", str(tmp_path / "out"), option, value)
+    assert code == 2
+    assert f"error: argument {option}: " in err and expected in err, err
+    assert "Traceback" not in err
+    # Refused before anything ran: no data set made, no output folder.
+    assert not data_home.exists() and not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_cuda_where_there_is_none(capsys, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here, so --device cuda is valid")
+    code, err = _cli_error(capsys, "demo", "--out", str(tmp_path), "--device", "cuda")
+    assert code == 2 and "argument --device: " in err and "CUDA is not available" in err
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_cli_refuses_an_output_folder_that_is_a_file(below, capsys, data_home, tmp_path):
+    existing = tmp_path / "results.txt"
+    existing.write_text("not a folder", encoding="utf-8")
+    out = existing / below if below else existing
+    code, err = _cli_error(capsys, "reproduce", "appendix-d1", "--scale", "tiny", "--out", str(out))
+    assert code == 2 and "error: argument --out: " in err and "results.txt" in err and "is a file" in err, err
+    assert existing.read_text(encoding="utf-8") == "not a folder" and not data_home.exists()
+
+
+def test_interrupted_cell_stores_nothing_and_runs_again(tmp_path, cells_run):
+    """Ctrl-C in a fit stops the experiment: the cell is not stored (a stored cell would be
+    trusted on the next run, with its training cut short), and the next run computes it."""
+    keys = [cell.key for cell in EXPERIMENTS["appendix-d1"].cells(TINY)]
+    with interrupt_training_after(1), pytest.raises(KeyboardInterrupt):
+        _run("appendix-d1", tmp_path)
+    interrupted = cells_run[-1]
+    assert EXPERIMENTS["appendix-d1"].cells(TINY)[keys.index(interrupted)].correction != "none"
+    finished = keys[:keys.index(interrupted)]
+    cell_dir = tmp_path / "cells"
+    # Only the cells that finished before it, and no partial or temporary file.
+    assert sorted(path.name for path in cell_dir.iterdir()) == sorted(f"{key}.json" for key in finished)
+
+    cells_run.clear()
+    records, _ = _run("appendix-d1", tmp_path)
+    assert cells_run == keys[len(finished):] and cells_run[0] == interrupted
+    assert len(records) == len(keys)
+    assert all(r["epochs"] == TINY.max_epochs for r in records if r["depth"] != "")
