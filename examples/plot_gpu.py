@@ -26,7 +26,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_attns import AttNSSolver, make_trajectories
-from sklearn_attns.estimator import resolve_device
+from sklearn_attns.devices import resolve_device
 from sklearn_attns.persistence import load_model, save_model
 from sklearn_attns.systems import SpringMass
 

@@ -127,3 +127,140 @@ def check_trajectories(X, n_state=None, name="X", min_times=2, owner=None):
     if n_state is not None and X.shape[2] != n_state:
         raise _state_mismatch(name, X.shape[2], n_state, owner)
     return X
+
+
+# --- Declarative parameter constraints ------------------------------------------------------
+# An estimator lists, per parameter, the constraints a value may satisfy (any one will do),
+# in the manner of scikit-learn's ``_parameter_constraints``; ``validate_params`` checks
+# them all and names the first offending parameter with what was expected.
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter has a wrong type or value (a ``ValueError`` and a ``TypeError``, as in
+    scikit-learn, so either ``except`` clause catches it)."""
+
+
+class Interval:
+    """A real (``kind=numbers.Real``) or integer (``numbers.Integral``) number in an interval.
+
+    ``left`` or ``right`` None means unbounded; ``closed`` is "both", "left", "right" or
+    "neither". Booleans, NaN and infinities never satisfy it.
+    """
+
+    def __init__(self, kind, left, right, closed="both"):
+        self.kind, self.left, self.right, self.closed = kind, left, right, closed
+
+    def is_satisfied_by(self, value):
+        if isinstance(value, bool) or not isinstance(value, self.kind) or not np.isfinite(value):
+            return False
+        if self.left is not None and (value < self.left or (value == self.left and self.closed in ("right",
+                                                                                                    "neither"))):
+            return False
+        return self.right is None or not (value > self.right or (value == self.right and self.closed in (
+            "left", "neither")))
+
+    def __str__(self):
+        kind = "an int" if self.kind is numbers.Integral else "a float"
+        low = "-inf" if self.left is None else f"{self.left:g}"
+        high = "inf" if self.right is None else f"{self.right:g}"
+        opening = "[" if self.left is not None and self.closed in ("both", "left") else "("
+        closing = "]" if self.right is not None and self.closed in ("both", "right") else ")"
+        return f"{kind} in {opening}{low}, {high}{closing}"
+
+
+class Options:
+    """One of a set of strings (compared case-insensitively with ``ignore_case``)."""
+
+    def __init__(self, options, ignore_case=False):
+        self.options, self.ignore_case = sorted(options), ignore_case
+
+    def is_satisfied_by(self, value):
+        if not isinstance(value, str):
+            return False
+        return (value.lower() if self.ignore_case else value) in self.options
+
+    def __str__(self):
+        return f"one of {self.options}"
+
+
+class InstanceOf:
+    """An instance of ``types`` (a type or a tuple of types), described as ``description``."""
+
+    def __init__(self, types, description):
+        self.types, self.description = types, description
+
+    def is_satisfied_by(self, value):
+        return isinstance(value, self.types)
+
+    def __str__(self):
+        return self.description
+
+
+class Boolean:
+    """``True`` or ``False`` (Python or NumPy booleans, not 0 and 1)."""
+
+    def is_satisfied_by(self, value):
+        return isinstance(value, (bool, np.bool_))
+
+    def __str__(self):
+        return "a bool"
+
+
+class NoneValue:
+    def is_satisfied_by(self, value):
+        return value is None
+
+    def __str__(self):
+        return "None"
+
+
+class CallableValue:
+    def __init__(self, description="a callable"):
+        self.description = description
+
+    def is_satisfied_by(self, value):
+        return callable(value)
+
+    def __str__(self):
+        return self.description
+
+
+class RandomStateValue:
+    """None, an int in ``[0, 2**32)`` or a ``numpy.random.RandomState``."""
+
+    def is_satisfied_by(self, value):
+        if isinstance(value, np.random.RandomState) or value is None:
+            return True
+        return Interval(numbers.Integral, 0, 2**32 - 1).is_satisfied_by(value)
+
+    def __str__(self):
+        return "None, an int in [0, 2**32) or a numpy RandomState"
+
+
+def validate_parameter(constraints, name, value):
+    """Raise :class:`InvalidParameterError` unless ``value`` satisfies one of
+    ``constraints[name]``; the message names the parameter and what was expected.
+
+    Examples
+    --------
+    >>> import numbers
+    >>> from sklearn_attns._validation import Interval, validate_parameter
+    >>> constraints = {"max_epochs": [Interval(numbers.Integral, 0, None)]}
+    >>> validate_parameter(constraints, "max_epochs", 3)
+    >>> validate_parameter(constraints, "max_epochs", -1)
+    Traceback (most recent call last):
+    ...
+    sklearn_attns._validation.InvalidParameterError: max_epochs must be an int in [0, inf), got -1.
+    """
+    allowed = constraints[name]
+    if any(constraint.is_satisfied_by(value) for constraint in allowed):
+        return
+    expected = " or ".join(str(constraint) for constraint in allowed)
+    raise InvalidParameterError(f"{name} must be {expected}, got {value!r}.")
+
+
+def validate_params(constraints, params):
+    """:func:`validate_parameter` for every ``name: value`` of ``params`` in ``constraints``."""
+    for name, value in params.items():
+        if name in constraints:
+            validate_parameter(constraints, name, value)

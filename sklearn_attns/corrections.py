@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CORRECTIONS", "get_correction", "build_network", "cpu_block_rows", "Rational", "ChannelSine",
-           "HybridStep"]
+__all__ = ["CORRECTIONS", "ACTIVATIONS", "MODULES", "get_correction", "build_network", "cpu_block_rows", "Rational",
+           "ChannelSine", "HybridStep"]
 
 
 class Correction:
@@ -144,7 +144,7 @@ class ChannelSine(nn.Module):
         return torch.sin(self.weight * x + self.bias)
 
 
-_ACTIVATIONS = {
+ACTIVATIONS = {
     "rational": lambda width: Rational(safe=True),
     "rational-original": lambda width: Rational(safe=False),
     "sine": ChannelSine,
@@ -238,14 +238,14 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     """
     if module not in MODULES:
         raise ValueError(f"module must be one of {list(MODULES)}, got {module!r}.")
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}.")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
     if module != "mlp":
         net = _ComponentSequence(n_features, width, module)
         return _Skip(net, n_features) if skip_connection else net
     layers, size = [], n_features
     for _ in range(depth - 1):
-        layers += [nn.Linear(size, width), _ACTIVATIONS[activation](width)]
+        layers += [nn.Linear(size, width), ACTIVATIONS[activation](width)]
         size = width
     last = nn.Linear(size, n_features)
     nn.init.zeros_(last.weight)

@@ -1,9 +1,17 @@
-"""The hybrid solver as a scikit-learn estimator: AttNS and its baselines."""
+"""The hybrid solver as a scikit-learn estimator: AttNS and its baselines.
 
+This module holds the parameters, ``fit``, ``predict`` and ``score``. Rollouts live in
+:mod:`sklearn_attns.rollout`, devices in :mod:`sklearn_attns.devices`, the adapter of a
+user's right-hand side in :mod:`sklearn_attns.rhs_adapter` and training in
+:mod:`sklearn_attns.training`.
+"""
+
+import copy
 import inspect
-import io
-import os
+import numbers
+import threading
 import warnings
+from collections import namedtuple
 
 import numpy as np
 import torch
@@ -13,18 +21,27 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import (
+    Boolean,
+    CallableValue,
+    InstanceOf,
+    Interval,
+    NoneValue,
+    Options,
+    RandomStateValue,
     check_count,
     check_multiple,
-    check_non_negative,
-    check_positive,
     check_random_state,
     check_states,
     check_trajectories,
+    validate_params,
 )
-from .corrections import HybridStep, build_network, cpu_block_rows, get_correction
-from .integrators import get_integrator
+from .corrections import ACTIVATIONS, CORRECTIONS, MODULES, HybridStep, build_network, get_correction
+from .devices import DEVICE_NAMES, is_device_name, loadable_device, resolve_device
+from .integrators import ALIASES, INTEGRATORS, Integrator, get_integrator
 from .metrics import trajectory_mse
-from .systems import as_system, linear_operator_of
+from .rhs_adapter import torch_rhs
+from .rollout import RolloutWarning, rollout
+from .systems import ODESystem, as_system, linear_operator_of
 from .training import EarlyStopping, RolloutData, TeacherForcedData, train_epochs
 
 __all__ = [
@@ -34,56 +51,29 @@ __all__ = [
     "NeurVecSolver",
     "CSMSolver",
     "FSNetSolver",
-    "RolloutWarning",
-    "resolve_device",
 ]
 
 # An MSE is capped here in `score`, so that a blown-up rollout ranks below every finite
 # one while averages over folds stay finite.
 MAX_SCORE_ERROR = 1e100
 
-
-class RolloutWarning(RuntimeWarning):
-    """A rollout produced non-finite states for some trajectories."""
-
-
-def resolve_device(device):
-    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or a ``torch.device`` into a device.
-
-    Raises ``ValueError`` for an unknown name or for CUDA on a machine without it.
-    """
-    if device is None or (isinstance(device, str) and device == "auto"):
-        return torch.device("cuda" if _cuda_available_without_init() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}.") from exc
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be a CPU or CUDA device, got {device!r}.")
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} was requested but CUDA is not available on this machine; "
-                             "use device='cpu' or 'auto'.")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) present.")
-    return resolved
-
-
-def _cuda_available_without_init():
-    """``torch.cuda.is_available()`` through NVML, which leaves the CUDA driver uninitialised,
-    so that processes forked afterwards (joblib, multiprocessing) can still use the GPU."""
-    previous = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
-    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
-    try:
-        return torch.cuda.is_available()
-    finally:
-        if previous is None:
-            del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
-        else:
-            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = previous
-
-
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class _DeviceName:
+    def is_satisfied_by(self, value):
+        return is_device_name(value)
+
+    def __str__(self):
+        return DEVICE_NAMES
+
+
+# What fit resolves from the parameters.
+_Config = namedtuple("_Config", "system dt stride integrator correction")
+# torch draws initial weights from its one process-wide generator: a build seeds it under
+# this lock and restores it, so fits in threads side by side neither interleave their
+# draws nor move the caller's random state.
+_GLOBAL_RNG_LOCK = threading.Lock()
 
 
 class HybridSolverRegressor(RegressorMixin, BaseEstimator):
@@ -141,8 +131,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         Samples per gradient step; also trajectories per batch in ``predict``.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the trajectories, score rollouts on them after
-        every epoch, stop after ``n_iter_no_change`` epochs without improvement, and
-        restore the best weights.
+        every epoch, stop when more than ``n_iter_no_change`` epochs in a row did not
+        improve the best score by ``tol`` (scikit-learn's rule), and restore the best
+        weights. Without it, training stops by the same rule on the training loss and
+        keeps the last weights.
     validation_fraction : float in (0, 1), default=0.1
         Share of trajectories held out when ``early_stopping``.
     n_iter_no_change : int, default=10
@@ -150,7 +142,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     tol : float, default=0.0
         Least improvement of the score (negative loss or validation score) that counts.
     warm_start : bool, default=False
-        Continue from the fitted network (and its scaling) instead of a fresh one.
+        Continue from the fitted network (and its scaling) instead of a fresh one. The
+        network's parameters (``correction``, ``depth``, ``width``, ``activation``,
+        ``skip_connection``, ``module``, ``attention_input``, ``dtype``) must then be those
+        of the fitted one: a change raises ``ValueError`` naming it.
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:N" or a ``torch.device``.
     dtype : {"float32", "float64"}, default="float32"
@@ -161,7 +156,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         compilation of some tens of seconds per process, cached on disk afterwards.
     random_state : int, RandomState instance or None, default=None
         Seeds the data subset, the split, the initial weights and the shuffling; with an
-        int, CPU fits are repeatable.
+        int, CPU fits are repeatable, also when run in threads side by side.
     verbose : int, default=0
         Print one line per epoch when positive.
 
@@ -171,6 +166,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         State dimension seen in ``fit``.
     model_ : HybridStep
         The fitted step (integrator, network and scaling).
+    network_params_ : dict
+        The parameters that shaped the fitted network (what ``warm_start`` continues and
+        what a pickle or :func:`~sklearn_attns.persistence.save_model` rebuilds).
     loss_curve_ : list of float
         Mean training loss (the scaled MSE) of each epoch.
     validation_scores_ : list of float or None
@@ -186,6 +184,13 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     train_indices_ : ndarray
         Trajectories of ``X`` used for training.
 
+    Notes
+    -----
+    Fitted attributes are set only when ``fit`` returns: a fit that fails leaves the
+    estimator as it was. Ctrl-C (``KeyboardInterrupt``) propagates out of ``fit``, as in
+    scikit-learn, after the estimator is left usable with the best weights so far (with
+    a warning), for whoever catches it.
+
     Examples
     --------
     >>> from sklearn_attns import AttNSSolver, make_trajectories
@@ -198,7 +203,36 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     (3, 11, 4)
     """
 
-    _default_correction = "attns"
+
+    _parameter_constraints = {
+        "system": [InstanceOf(ODESystem, "an ODESystem"), CallableValue("a picklable rhs(u) callable")],
+        "dt": [Interval(numbers.Real, 0, None, closed="neither")],
+        "integrator": [Options([*INTEGRATORS, *ALIASES], ignore_case=True), InstanceOf(Integrator, "an Integrator")],
+        "correction": [Options(CORRECTIONS, ignore_case=True)],
+        "data_fraction": [Interval(numbers.Real, 0, 1, closed="right")],
+        "data_dt": [NoneValue(), Interval(numbers.Real, 0, None, closed="neither")],
+        "depth": [Interval(numbers.Integral, 1, None, closed="left")],
+        "width": [Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [NoneValue(), Options(ACTIVATIONS)],
+        "skip_connection": [Boolean()],
+        "module": [Options(MODULES)],
+        "attention_input": [Options(["S", "S*dt"])],
+        "rollout_steps": [Interval(numbers.Integral, 1, None, closed="left")],
+        "input_noise": [Interval(numbers.Real, 0, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "early_stopping": [Boolean()],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "warm_start": [Boolean()],
+        "device": [_DeviceName()],
+        "dtype": [Options(_DTYPES)],
+        "compile": [Boolean()],
+        "random_state": [RandomStateValue()],
+        "verbose": [Interval(numbers.Integral, 0, None, closed="left")],
+    }
 
     def __init__(
         self,
@@ -261,34 +295,35 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     # --- validation ---------------------------------------------------------------------
 
     def _check_params(self):
-        if self.system is None:
-            raise ValueError("system is required: an ODESystem or a picklable rhs(u) callable.")
+        """Check every parameter against ``_parameter_constraints`` and the ones that
+        depend on each other; return what they resolve to."""
+        validate_params(self._parameter_constraints, self.get_params(deep=False))
         system = as_system(self.system)
-        dt = check_positive(self.dt, "dt")
-        data_dt = dt if self.data_dt is None else check_positive(self.data_dt, "data_dt")
-        stride = check_multiple(dt, data_dt, "dt", "data_dt")
-        integrator = get_integrator(self.integrator)
-        if self.attention_input not in ("S", "S*dt"):
-            raise ValueError(f"attention_input must be 'S' or 'S*dt', got {self.attention_input!r}.")
+        data_dt = self.dt if self.data_dt is None else self.data_dt
+        stride = check_multiple(self.dt, data_dt, "dt", "data_dt")
         correction = get_correction(self.correction, attention_input=self.attention_input)
-        check_positive(self.data_fraction, "data_fraction")
-        if self.data_fraction > 1:
-            raise ValueError(f"data_fraction must be in (0, 1], got {self.data_fraction!r}.")
-        for name, minimum in (("depth", 1), ("width", 1), ("rollout_steps", 1), ("max_epochs", 0),
-                              ("batch_size", 1), ("n_iter_no_change", 1), ("verbose", 0)):
-            check_count(getattr(self, name), name, minimum=minimum)
-        check_positive(self.learning_rate, "learning_rate")
-        check_non_negative(self.input_noise, "input_noise")
-        check_non_negative(self.tol, "tol")
-        if check_positive(self.validation_fraction, "validation_fraction") >= 1:
-            raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}.")
-        for name in ("early_stopping", "warm_start", "skip_connection", "compile"):
-            _check_bool(getattr(self, name), name)
-        if self.activation is not None and not isinstance(self.activation, str):
-            raise TypeError(f"activation must be None or a str, got {self.activation!r}.")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {self.dtype!r}.")
-        return system, dt, stride, integrator, correction
+        return _Config(system, float(self.dt), stride, get_integrator(self.integrator), correction)
+
+    def _network_params(self, correction):
+        """The parameters that shape the network (those that apply to this ``module``)."""
+        if not correction.uses_network:
+            return {"correction": correction.name}
+        params = {"correction": correction.name, "attention_input": self.attention_input, "width": int(self.width),
+                  "skip_connection": bool(self.skip_connection), "module": self.module, "dtype": self.dtype}
+        if self.module == "mlp":
+            params["depth"] = int(self.depth)
+            params["activation"] = correction.default_activation if self.activation is None else self.activation
+        return params
+
+    def _check_warm_start(self, network_params):
+        changed = {name: value for name, value in network_params.items()
+                   if self.network_params_.get(name, value) != value}
+        changed.update({name: None for name in self.network_params_ if name not in network_params})
+        if changed:
+            said = ", ".join(f"{name}={value!r} (fitted: {self.network_params_.get(name)!r})"
+                             for name, value in sorted(changed.items()))
+            raise ValueError(f"warm_start=True continues the fitted network, but {said} changed it; set these "
+                             "back, or fit with warm_start=False to train a new network.")
 
     # --- fitting --------------------------------------------------------------------------
 
@@ -307,46 +342,41 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         -------
         self
         """
-        system, dt, stride, integrator, correction = self._check_params()
-        fitted = self.warm_start and hasattr(self, "model_")
-        X = check_trajectories(X, self.n_features_in_ if fitted else None, owner=type(self).__name__)
-        n_state = X.shape[2]
-        if system.n_state is not None and system.n_state != n_state:
-            raise ValueError(f"X has n_state={n_state} but system has n_state={system.n_state}.")
+        config = self._check_params()
+        network_params = self._network_params(config.correction)
+        warm = self.warm_start and hasattr(self, "model_")
+        if warm:
+            self._check_warm_start(network_params)
+        X = check_trajectories(X, self.n_features_in_ if warm else None, owner=type(self).__name__)
+        n_state, stride = X.shape[2], config.stride
+        if config.system.n_state is not None and config.system.n_state != n_state:
+            raise ValueError(f"X has n_state={n_state} but system has n_state={config.system.n_state}.")
         if X.shape[1] <= stride:
             raise ValueError(f"X needs more than dt/data_dt={stride} times per trajectory, got {X.shape[1]}.")
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state, "random_state")
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
+        keep, validation = self._split(X, rng, config.correction)
+        validation = None if validation is None else X[validation][:, ::stride]
 
-        n_keep = int(np.floor(self.data_fraction * len(X) + 1e-9))
-        if n_keep < 1:
-            raise ValueError(f"data_fraction={self.data_fraction} of {len(X)} trajectories leaves none to train on.")
-        keep = np.sort(rng.permutation(len(X))[:n_keep])
-        validation = None
-        if self.early_stopping and correction.uses_network:
-            n_val = int(np.ceil(self.validation_fraction * n_keep))
-            if n_keep - n_val < 1:
-                raise ValueError(f"early_stopping needs at least 2 training trajectories, got {n_keep} "
-                                 f"(data_fraction={self.data_fraction} of {len(X)}).")
-            shuffled = rng.permutation(keep)
-            validation, keep = X[np.sort(shuffled[:n_val])][:, ::stride], np.sort(shuffled[n_val:])
-        self.train_indices_ = keep
-
-        step = _base_step(system, integrator, dt, correction, n_state, self.rollout_steps, device)
-        if fitted:
+        step = _base_step(config, n_state, self.rollout_steps, device)
+        if warm:
+            # A copy: a fit that fails leaves the fitted network as it was.
             old = self.model_
-            step = step.with_network(old.network, old.input_mean, old.input_scale, old.output_scale).to(device)
+            step = step.with_network(copy.deepcopy(old.network), old.input_mean, old.input_scale,
+                                     old.output_scale).to(device)
         data = TeacherForcedData(X[keep], stride, step, device, self.batch_size)
-        if not fitted:
+        if not warm:
             step = self._new_model(step, data, n_state, generator, device)
-        self.model_, self.device_, self.n_features_in_ = step, device, n_state
-        self.data_dt_, self.stride_ = dt / stride, stride
-        self.loss_curve_ = [] if not fitted else list(getattr(self, "loss_curve_", []))
-        self.validation_scores_ = [] if validation is not None else None
-        self.n_iter_ = getattr(self, "n_iter_", 0) if fitted else 0
-        if not correction.uses_network or self.max_epochs == 0:
-            self.best_loss_ = self.best_validation_score_ = None
+        fitted = {
+            "model_": step, "device_": device, "n_features_in_": n_state, "data_dt_": config.dt / stride,
+            "stride_": stride, "train_indices_": keep, "network_params_": network_params,
+            "loss_curve_": list(self.loss_curve_) if warm else [],
+            "validation_scores_": [] if validation is not None else None,
+            "n_iter_": self.n_iter_ if warm else 0, "best_loss_": None, "best_validation_score_": None,
+        }
+        if not config.correction.uses_network or self.max_epochs == 0:
+            self._set_fitted(fitted)
             return self
 
         loss_scale = data.loss_scale
@@ -355,49 +385,80 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         stopper = EarlyStopping(self.tol, self.n_iter_no_change)
 
         def log(epoch, loss, score):
-            self.loss_curve_.append(loss)
+            fitted["loss_curve_"].append(loss)
+            fitted["n_iter_"] += 1
             if score is not None:
-                self.validation_scores_.append(score)
+                fitted["validation_scores_"].append(score)
 
-        validation_score = None if validation is None else (lambda: self._score_trajectories(validation))
+        validation_score = None
+        if validation is not None:
+            def validation_score():
+                return _rollout_score(step, validation, self.batch_size, device)
+
         if self.compile:
             step.compile()
         step.network.train()
-        epochs, stopped, interrupted = train_epochs(
-            step, data, loss_scale=loss_scale, max_epochs=self.max_epochs,
-            batch_size=self.batch_size, learning_rate=self.learning_rate, input_noise=self.input_noise,
-            generator=generator, stopper=stopper, validation_score=validation_score,
-            verbose=self.verbose, log=log,
-        )
-        step.network.eval()
-        stopper.restore(step.network)
-        self.n_iter_ += epochs
-        best = stopper.best_score if np.isfinite(stopper.best_score) else None
-        if validation is not None:
-            self.best_validation_score_, self.best_loss_ = best, None
-        else:
-            self.best_validation_score_, self.best_loss_ = None, None if best is None else -best
-        if not stopped and not interrupted:
+        try:
+            stopped, diverged = train_epochs(
+                step, data, loss_scale=loss_scale, max_epochs=self.max_epochs,
+                batch_size=self.batch_size, learning_rate=self.learning_rate, input_noise=self.input_noise,
+                generator=generator, stopper=stopper, validation_score=validation_score,
+                verbose=self.verbose, log=log,
+            )
+        except KeyboardInterrupt:
+            warnings.warn(f"training interrupted after {fitted['n_iter_']} complete epochs; the solver keeps the "
+                          "best weights so far.", RuntimeWarning, stacklevel=2)
+            self._finish(step, stopper, fitted, validation is not None, restore=True)
+            raise
+        self._finish(step, stopper, fitted, validation is not None, restore=validation is not None or diverged)
+        if not stopped:
             warnings.warn(f"max_epochs={self.max_epochs} reached and the optimisation hasn't converged yet.",
                           ConvergenceWarning, stacklevel=2)
         return self
+
+    def _split(self, X, rng, correction):
+        """Indices of the training trajectories, and of the validation ones (or None)."""
+        n_keep = int(np.floor(self.data_fraction * len(X) + 1e-9))
+        if n_keep < 1:
+            raise ValueError(f"data_fraction={self.data_fraction} of {len(X)} trajectories leaves none to train on.")
+        keep = np.sort(rng.permutation(len(X))[:n_keep])
+        if not (self.early_stopping and correction.uses_network):
+            return keep, None
+        n_val = int(np.ceil(self.validation_fraction * n_keep))
+        if n_keep - n_val < 1:
+            raise ValueError(f"early_stopping with validation_fraction={self.validation_fraction} holds out {n_val} "
+                             f"of the {n_keep} trajectories used (data_fraction={self.data_fraction} of {len(X)}), "
+                             "leaving none to train on; lower validation_fraction or give more trajectories.")
+        shuffled = rng.permutation(keep)
+        return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
+
+    def _finish(self, step, stopper, fitted, validated, restore):
+        """Close training: put back the best weights if asked, record the best score, and
+        set the fitted state."""
+        step.network.eval()
+        if restore:
+            stopper.restore(step.network)
+        best = stopper.best_score if np.isfinite(stopper.best_score) else None
+        if validated:
+            fitted["best_validation_score_"] = best
+        else:
+            fitted["best_loss_"] = None if best is None else -best
+        self._set_fitted(fitted)
+
+    def _set_fitted(self, fitted):
+        for name, value in fitted.items():
+            setattr(self, name, value)
 
     def _new_model(self, step, data, n_state, generator, device):
         """A fresh network with scaling fitted to ``data`` (the correction starts at zero)."""
         mean, scale, output_scale = data.fit_scaling(step)
         if not step.correction.uses_network:
             return step.to(device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(2**31 - 1, (1,), generator=generator)))
-            network = self._build_network(n_state, step.correction)
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            network = _build_network(n_state, self._network_params(step.correction))
         return step.with_network(network, mean, scale, output_scale).to(device)
-
-    def _build_network(self, n_state, correction):
-        """The correction network these parameters describe, in ``dtype``, its last layer zero."""
-        activation = correction.default_activation if self.activation is None else self.activation
-        network = build_network(n_state, int(self.depth), int(self.width), activation, bool(self.skip_connection),
-                                self.module)
-        return network.to(_DTYPES[self.dtype])
 
     # --- prediction -------------------------------------------------------------------------
 
@@ -422,51 +483,22 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         -------
         paths : ndarray of shape (n, n_steps // save_every + 1, n_state), float64
             ``paths[:, 0]`` is ``X``. Trajectories that blow up hold non-finite values
-            from then on, with a :class:`RolloutWarning` saying how many and from which
-            step.
+            from then on, with a :class:`~sklearn_attns.rollout.RolloutWarning` saying how
+            many and from which step.
         """
         check_is_fitted(self, "model_")
         n_steps = check_count(n_steps, "n_steps", minimum=0)
         save_every = check_count(save_every, "save_every")
-        _check_bool(final_only, "final_only")
+        if not Boolean().is_satisfied_by(final_only):
+            raise TypeError(f"final_only must be a bool, got {final_only!r}.")
         try:
             u0 = check_array(X, dtype=np.float64, input_name="X")
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"X (initial conditions, shape (n, n_state)): {exc}") from exc
         u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
-        n_saved = 1 if final_only else n_steps // save_every + 1
-        paths = np.empty((len(u0), n_saved, self.n_features_in_))
-        first_bad = np.full(len(u0), -1)
         model = self.model_.compile() if self.compile else self.model_
-        rollout_step = model.compiled_rollout_step or model.rollout_step
-        # Read at each call: the thread count may differ from that at fit (a worker process).
-        block_rows = cpu_block_rows(model.network) if self.device_.type == "cpu" else None
-        with torch.no_grad():
-            for start in range(0, len(u0), self.batch_size):
-                stop = min(start + self.batch_size, len(u0))
-                u = torch.as_tensor(u0[start:stop], device=self.device_)
-                host = torch.from_numpy(paths[start:stop])
-                # On the CPU the batch goes into the output 8 states at a time; on a GPU it
-                # is gathered there and copied back once.
-                on_cpu = self.device_.type == "cpu"
-                out = host if on_cpu else torch.empty(host.shape, dtype=u.dtype, device=u.device)
-                saved = _StateRecorder(out, block=8 if on_cpu and not final_only else 1)
-                broken = torch.full((len(u),), -1, device=u.device)
-                if not final_only:
-                    saved.append(u)
-                for n in range(1, n_steps + 1):
-                    u, finite = rollout_step(u, block_rows)
-                    broken = torch.where((broken < 0) & ~finite, n, broken)
-                    if not final_only and n % save_every == 0:
-                        saved.append(u)
-                if final_only:
-                    saved.append(u)
-                saved.flush()
-                if out is not host:
-                    host.copy_(out)
-                first_bad[start:stop] = broken.cpu().numpy()
-        _warn_on_blow_up(first_bad)
-        return paths[:, 0] if final_only else paths
+        return rollout(model, u0, n_steps, save_every=save_every, final_only=final_only,
+                       batch_size=self.batch_size, device=self.device_)
 
     def score(self, X, y=None):
         """Negative trajectory MSE of rollouts from ``X[:, 0]`` against ``X`` (higher is better).
@@ -478,14 +510,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         X = check_trajectories(X, self.n_features_in_, owner=type(self).__name__)[:, :: self.stride_]
         if X.shape[1] < 2:
             raise ValueError(f"X needs at least {self.stride_ + 1} times to score one step.")
-        return self._score_trajectories(X)
-
-    def _score_trajectories(self, X):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RolloutWarning)
-            paths = self.predict(X[:, 0], n_steps=X.shape[1] - 1)
-        error = trajectory_mse(X, np.nan_to_num(paths, nan=np.inf))
-        return -min(error, MAX_SCORE_ERROR)
+        model = self.model_.compile() if self.compile else self.model_
+        return _rollout_score(model, X, self.batch_size, self.device_)
 
     # --- scikit-learn plumbing -----------------------------------------------------------
 
@@ -494,133 +520,97 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         tags.target_tags.required = False
         return tags
 
+    # Fitted values stored as they are (JSON-able); ``model_`` is stored as its network
+    # parameters and weights, ``device_`` as its name, ``train_indices_`` as an array.
+    _FITTED_VALUES = ("n_features_in_", "data_dt_", "stride_", "n_iter_", "best_loss_", "best_validation_score_",
+                      "loss_curve_", "validation_scores_", "network_params_")
+    # What lives on the device, and is moved to the host when the estimator is exported.
+    _DEVICE_DEPENDENT = ("model_",)
+
+    def _export_fitted(self):
+        """The fitted state as plain data: ``(values, arrays, device)`` with JSON-able
+        ``values``, CPU NumPy ``arrays`` (the weights under ``weight/NAME`` and
+        ``train_indices_``) and the device's name. :meth:`_restore_fitted` inverts it; pickling and
+        :func:`~sklearn_attns.persistence.save_model` both go through this pair."""
+        values = {name: _plain(getattr(self, name)) for name in self._FITTED_VALUES}
+        arrays = {f"weight/{k}": v.detach().cpu().numpy() for k, v in self.model_.state_dict().items()}
+        arrays["train_indices_"] = np.asarray(self.train_indices_)
+        return values, arrays, str(self.device_)
+
+    def _restore_fitted(self, values, arrays, device):
+        """Set the fitted state from :meth:`_export_fitted`'s output (the parameters must be
+        set already); the model goes to ``device``, or to the CPU if CUDA is missing here."""
+        device = loadable_device(device)
+        config = self._check_params()
+        weights = {k[len("weight/"):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("weight/")}
+        n_state = values["n_features_in_"]
+        with warnings.catch_warnings():  # already said at fit time
+            warnings.simplefilter("ignore", UserWarning)
+            step = _base_step(config, n_state, device=device)
+        if values["network_params_"]["correction"] != "none":
+            network = _build_network(n_state, values["network_params_"])
+            empty = torch.empty(n_state, dtype=torch.float64)
+            step = step.with_network(network, empty, empty.clone(), empty.clone())
+            step.load_state_dict(weights)
+            step.network.eval()
+        elif weights:
+            raise ValueError("correction='none' has no network, but weights were given.")
+        self._set_fitted({**values, "model_": step.to(device), "device_": device,
+                          "train_indices_": np.asarray(arrays["train_indices_"])})
+
     def __getstate__(self):
         state = self.__dict__.copy()
-        model = state.pop("model_", None)
-        if model is not None:
-            buffer = io.BytesIO()
-            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, buffer)
-            state["_model_bytes"] = buffer.getvalue()
-            state["device_"] = str(state["device_"])
+        if "model_" not in state:
+            return state
+        for name in (*self._FITTED_VALUES, *self._DEVICE_DEPENDENT, "device_", "train_indices_"):
+            state.pop(name, None)
+        state["_fitted"] = self._export_fitted()
         return state
 
     def __setstate__(self, state):
         state = dict(state)
-        model_bytes = state.pop("_model_bytes", None)
-        weights = state.pop("_model_weights", None)
+        fitted = state.pop("_fitted", None)
         self.__dict__.update(state)
-        if model_bytes is not None:
-            weights = torch.load(io.BytesIO(model_bytes), map_location="cpu", weights_only=True)
-        if weights is not None:
-            self.device_ = _loadable_device(self.device_)
-            self.model_ = self._rebuild_model(weights)
-
-    def _rebuild_model(self, weights):
-        """Rebuild ``model_`` from parameters and a CPU state dict, on ``device_``."""
-        system, dt, _, integrator, correction = self._check_params()
-        with warnings.catch_warnings():  # already said at fit time
-            warnings.simplefilter("ignore", UserWarning)
-            step = _base_step(system, integrator, dt, correction, self.n_features_in_, device=self.device_)
-        if correction.uses_network:
-            network = self._build_network(self.n_features_in_, correction)
-            empty = torch.empty(self.n_features_in_, dtype=torch.float64)
-            step = step.with_network(network, empty, empty.clone(), empty.clone())
-            step.load_state_dict(weights)
-            step.network.eval()
-        return step.to(self.device_)
+        if fitted is not None:
+            self._restore_fitted(*fitted)
 
 
-class _StateRecorder:
-    """Appends states ``(n, n_state)`` to ``out[:, 0], out[:, 1], ...`` of an
-    ``(n, n_saved, n_state)`` output, ``block`` at a time.
-
-    Staged time-major and written as a block, each row's consecutive states land
-    together: in host memory, writing every state straight into ``out[:, j]`` touches one
-    page per row per state, which costs several times the copy itself. ``block=1`` writes
-    straight through.
-    """
-
-    def __init__(self, out, block):
-        self.out, self.saved, self.count = out, 0, 0
-        block = min(block, out.shape[1])
-        self.stage = out.new_empty((block, out.shape[0], out.shape[2])) if block > 1 else None
-
-    def append(self, u):
-        if self.stage is None:
-            self.out[:, self.saved] = u
-            self.saved += 1
-            return
-        self.stage[self.count] = u
-        self.count += 1
-        if self.count == len(self.stage):
-            self.flush()
-
-    def flush(self):
-        if self.count:
-            self.out[:, self.saved : self.saved + self.count] = self.stage[: self.count].transpose(0, 1)
-            self.saved, self.count = self.saved + self.count, 0
+def _plain(value):
+    """A fitted value as plain Python data (lists and dicts copied, NumPy scalars unwrapped)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value.item() if isinstance(value, np.generic) else value
 
 
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}.")
+def _build_network(n_state, network_params):
+    """The correction network ``network_params`` describe, in its dtype, its last layer zero."""
+    params = {k: v for k, v in network_params.items() if k not in ("correction", "attention_input", "dtype")}
+    return build_network(n_state, **params).to(_DTYPES[network_params["dtype"]])
 
 
-def _loadable_device(device):
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(f"this model was fitted on {device} but CUDA is not available here; it is loaded on the CPU.",
-                      UserWarning, stacklevel=3)
-        return torch.device("cpu")
-    return device
-
-
-class NumpyRHS:
-    """Call a NumPy-only ``rhs`` on torch tensors through host round trips (no gradients)."""
-
-    def __init__(self, rhs):
-        self.rhs = rhs
-
-    def __call__(self, u):
-        du = self.rhs(u.detach().cpu().numpy())
-        return torch.as_tensor(np.asarray(du), dtype=u.dtype, device=u.device)
-
-
-def _base_step(system, integrator, dt, correction, n_state, rollout_steps=1, device="cpu"):
+def _base_step(config, n_state, rollout_steps=1, device="cpu"):
     """The uncorrected :class:`HybridStep` of a system on ``device`` (one matrix product per
     slope when the system is linear)."""
-    rhs = _torch_rhs(system, n_state, rollout_steps, device)
-    return HybridStep(rhs, integrator, dt, correction, linear_operator=linear_operator_of(system)).to(device)
+    rhs = torch_rhs(config.system, n_state, needs_gradients=rollout_steps > 1, device=device)
+    return HybridStep(rhs, config.integrator, config.dt, config.correction,
+                      linear_operator=linear_operator_of(config.system)).to(device)
 
 
-def _torch_rhs(system, n_state=None, rollout_steps=1, device="cpu"):
-    """``system.rhs`` if it works on torch tensors, else a :class:`NumpyRHS` with a warning."""
-    probe = torch.zeros((2, n_state or system.n_state or 1), dtype=torch.float64, device=device)
-    try:
-        works = isinstance(system.rhs(probe), torch.Tensor)
-    except Exception:
-        works = False
-    if works:
-        return system.rhs
-    if rollout_steps > 1:
-        raise ValueError("rollout_steps > 1 backpropagates through the integrator, so system.rhs must accept "
-                         "torch tensors (use torch functions, or x.sin() style methods, in your rhs).")
-    warnings.warn("system.rhs does not accept torch tensors; it is called through NumPy round trips, which is "
-                  "slower (and copies to the host on a GPU). Write it with torch-compatible operations to avoid this.",
-                  UserWarning, stacklevel=3)
-    return NumpyRHS(system.rhs)
+def _rollout_score(model, X, batch_size, device):
+    """Negative trajectory MSE of ``model``'s rollouts from ``X[:, 0]``, capped at
+    ``MAX_SCORE_ERROR``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RolloutWarning)
+        paths = rollout(model, X[:, 0], X.shape[1] - 1, batch_size=batch_size, device=device)
+    error = trajectory_mse(X, np.nan_to_num(paths, nan=np.inf))
+    return -min(error, MAX_SCORE_ERROR)
 
 
-def _warn_on_blow_up(first_bad):
-    """Warn about rollouts that became non-finite; ``first_bad`` is -1 or the first bad step."""
-    bad = first_bad >= 0
-    if bad.any():
-        warnings.warn(f"{int(bad.sum())} of {len(first_bad)} rollouts became non-finite, the first at step "
-                      f"{int(first_bad[bad].min())}.", RolloutWarning, stacklevel=3)
-
-
-def _named_solver(name, correction, what):
-    """A subclass whose only difference is the default of ``correction``."""
+def _with_default_correction(correction):
+    """An ``__init__`` taking the parameters of :class:`HybridSolverRegressor`, with another
+    default for ``correction`` (scikit-learn reads the defaults from the signature)."""
     base = inspect.signature(HybridSolverRegressor.__init__)
     signature = base.replace(parameters=[
         p.replace(default=correction) if p.name == "correction" else p for p in base.parameters.values()
@@ -632,13 +622,43 @@ def _named_solver(name, correction, what):
         HybridSolverRegressor.__init__(**bound.arguments)
 
     __init__.__signature__ = signature
-    doc = (f":class:`HybridSolverRegressor` with ``correction={correction!r}`` by default ({what}).\n\n"
-           "    All parameters and attributes are those of :class:`HybridSolverRegressor`.\n")
-    return type(name, (HybridSolverRegressor,), {"__init__": __init__, "__doc__": doc, "__module__": __name__})
+    return __init__
 
 
-AttNSSolver = _named_solver("AttNSSolver", "attns", "the AttNS method, paper Eq. 10")
-AttNSMultiplicativeSolver = _named_solver("AttNSMultiplicativeSolver", "attns-m", "paper Eq. 6")
-NeurVecSolver = _named_solver("NeurVecSolver", "neurvec", "NeurVec")
-CSMSolver = _named_solver("CSMSolver", "csm", "a network correcting the solver's output")
-FSNetSolver = _named_solver("FSNetSolver", "fsnet", "NeurVec with FSNet's sine activation")
+class AttNSSolver(HybridSolverRegressor):
+    """:class:`HybridSolverRegressor` with ``correction="attns"`` by default: the AttNS method
+    (paper Eq. 10). All parameters and attributes are those of :class:`HybridSolverRegressor`."""
+
+    __init__ = _with_default_correction("attns")
+
+
+class AttNSMultiplicativeSolver(HybridSolverRegressor):
+    """:class:`HybridSolverRegressor` with ``correction="attns-m"`` by default: the
+    multiplicative attention of paper Eq. 6. All parameters and attributes are those of
+    :class:`HybridSolverRegressor`."""
+
+    __init__ = _with_default_correction("attns-m")
+
+
+class NeurVecSolver(HybridSolverRegressor):
+    """:class:`HybridSolverRegressor` with ``correction="neurvec"`` by default: NeurVec, a
+    network of the state added to the step. All parameters and attributes are those of
+    :class:`HybridSolverRegressor`."""
+
+    __init__ = _with_default_correction("neurvec")
+
+
+class CSMSolver(HybridSolverRegressor):
+    """:class:`HybridSolverRegressor` with ``correction="csm"`` by default: a network
+    correcting the solver's output. All parameters and attributes are those of
+    :class:`HybridSolverRegressor`."""
+
+    __init__ = _with_default_correction("csm")
+
+
+class FSNetSolver(HybridSolverRegressor):
+    """:class:`HybridSolverRegressor` with ``correction="fsnet"`` by default: NeurVec with
+    FSNet's sine activation. All parameters and attributes are those of
+    :class:`HybridSolverRegressor`."""
+
+    __init__ = _with_default_correction("fsnet")

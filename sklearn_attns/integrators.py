@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Integrator", "INTEGRATORS", "get_integrator"]
+__all__ = ["Integrator", "INTEGRATORS", "ALIASES", "get_integrator"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ INTEGRATORS = {
     # Classical RK4 (not the 3/8 rule that torchdiffeq calls "rk4").
     "rk4": _tableau("rk4", [[], [0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6], 4),
 }
-_ALIASES = {"improved_euler": "heun"}
+ALIASES = {"improved_euler": "heun"}
 
 
 def get_integrator(integrator, param="integrator"):
@@ -141,8 +141,8 @@ def get_integrator(integrator, param="integrator"):
         raise TypeError(
             f"{param} must be a str naming a method or an Integrator, got {type(integrator).__name__}."
         )
-    key = _ALIASES.get(integrator.lower(), integrator.lower())
+    key = ALIASES.get(integrator.lower(), integrator.lower())
     if key not in INTEGRATORS:
-        valid = sorted([*INTEGRATORS, *_ALIASES])
+        valid = sorted([*INTEGRATORS, *ALIASES])
         raise ValueError(f"{param} must be one of {valid}, got {integrator!r}.")
     return INTEGRATORS[key]

@@ -14,14 +14,17 @@ import numpy as np
 import torch
 
 from . import systems as _systems
-from ._validation import check_count, check_positive
+from ._validation import check_count, check_positive, validate_parameter
+from .corrections import CORRECTIONS
 from .estimator import HybridSolverRegressor
 
 __all__ = ["save_model", "load_model"]
 
 FORMAT = "sklearn-attns-model"
-VERSION = 1
-_FITTED_SCALARS = ("n_features_in_", "data_dt_", "stride_", "n_iter_", "best_loss_", "best_validation_score_")
+# Version 2 stores the fitted network's parameters (``network_params_``); version 1 files
+# take them from the estimator's parameters.
+VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 _FITTED_LISTS = ("loss_curve_", "validation_scores_")
 _SCALING_BUFFERS = ("input_mean", "input_scale", "output_scale")
 _BUILTIN_SYSTEMS = ("SpringMass", "ElasticPendulum", "KLinkPendulum")
@@ -71,18 +74,15 @@ def save_model(estimator, path):
     params["device"] = _jsonable(params["device"])
     if not isinstance(params["random_state"], (int, type(None))):
         params["random_state"] = None
+    fitted, arrays, device = estimator._export_fitted()
     metadata = {
         "format": FORMAT, "version": VERSION, "class": type(estimator).__name__,
-        "params": params, "system": system_spec,
-        "fitted": {name: _jsonable(getattr(estimator, name)) for name in _FITTED_SCALARS + _FITTED_LISTS},
-        "device": str(estimator.device_),
+        "params": params, "system": system_spec, "fitted": fitted, "device": device,
     }
     try:
         text = json.dumps(metadata)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"the estimator's parameters cannot be stored as JSON: {exc}") from exc
-    arrays = {f"weight/{k}": v.detach().cpu().numpy() for k, v in estimator.model_.state_dict().items()}
-    arrays["train_indices_"] = np.asarray(estimator.train_indices_)
     if hasattr(path, "write"):
         np.savez(path, metadata=np.array(text), **arrays)
         return
@@ -124,8 +124,9 @@ def load_model(path, system=None):
         raise ValueError(f"{path!s} is not a readable sklearn-attns model file: {type(exc).__name__}: {exc}") from exc
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise ValueError(f"{path!s} is not an sklearn-attns model file.")
-    if metadata.get("version") != VERSION:
-        raise ValueError(f"{path!s} has format version {metadata.get('version')}; this library reads {VERSION}.")
+    if metadata.get("version") not in _READABLE_VERSIONS:
+        raise ValueError(f"{path!s} has format version {metadata.get('version')}; this library reads "
+                         f"{_READABLE_VERSIONS}.")
     if system is None and "system" in metadata and metadata["system"] is None:
         raise ValueError("this model was fitted on a user-defined system: pass it as load_model(path, system=...).")
     try:
@@ -167,7 +168,8 @@ def _restore(metadata, weights, train_indices, system):
         # Every parameter, as written: a missing one would silently take its default.
         _check_keys(spec["params"], getattr(_systems, spec["class"])().get_params(), "system params")
     fitted = metadata["fitted"]
-    _check_keys(fitted, _FITTED_SCALARS + _FITTED_LISTS, "fitted")
+    expected_fitted = set(cls._FITTED_VALUES) - ({"network_params_"} if metadata["version"] == 1 else set())
+    _check_keys(fitted, expected_fitted, "fitted")
     n_features = check_count(fitted["n_features_in_"], "n_features_in_")
     stride = check_count(fitted["stride_"], "stride_")
     data_dt = check_positive(fitted["data_dt_"], "data_dt_")
@@ -188,38 +190,49 @@ def _restore(metadata, weights, train_indices, system):
     if stored_system:
         system = getattr(_systems, spec["class"])(**spec["params"])
     estimator = cls(system=system, **metadata["params"])
-    _, dt, expected_stride, _, _ = estimator._check_params()
-    if stride != expected_stride or not np.isclose(data_dt * stride, dt, rtol=1e-6, atol=0):
-        raise ValueError(f"data_dt_={data_dt} and stride_={stride} do not fit dt={dt} and data_dt={estimator.data_dt}.")
+    config = estimator._check_params()
+    if stride != config.stride or not np.isclose(data_dt * stride, config.dt, rtol=1e-6, atol=0):
+        raise ValueError(f"data_dt_={data_dt} and stride_={stride} do not fit dt={config.dt} and "
+                         f"data_dt={estimator.data_dt}.")
     n_state = _systems.as_system(system).n_state
     if n_state is not None and n_state != n_features:
         raise ValueError(f"the model was fitted on {n_features} state components, but the system has {n_state}.")
     if stored_system:
         # Built-in systems check their parameters when used: use this one once.
         system.rhs(system.sample_initial_conditions(1, random_state=0))
+    network = fitted.get("network_params_") or estimator._network_params(config.correction)
+    _check_network_params(network, cls)
 
     # The stored parameters size the network that is built before the weights are checked
     # against it: parameters that no stored weights could fill would allocate without bound.
     for key, array in weights.items():
         # The scaling buffers are float64 whatever the network's dtype.
-        expected = np.float64 if key in _SCALING_BUFFERS else np.dtype(estimator.dtype)
+        expected = np.float64 if key in _SCALING_BUFFERS else np.dtype(network.get("dtype"))
         if array.dtype != expected:
             raise ValueError(f"weight {key!r} has dtype {array.dtype}, expected {np.dtype(expected)}.")
     n_values = sum(array.size for array in weights.values())
-    if estimator.correction.lower() == "none" and weights:
-        raise ValueError("correction='none' has no network, but the file stores weights.")
-    if estimator.correction.lower() != "none":
-        if max(n_features, estimator.width) > n_values:
-            raise ValueError(f"n_features_in_={n_features} and width={estimator.width} do not fit the "
+    if network["correction"] != "none":
+        if max(n_features, network["width"]) > n_values:
+            raise ValueError(f"n_features_in_={n_features} and width={network['width']} do not fit the "
                              f"{n_values} stored weights.")
-        if estimator.module == "mlp" and estimator.depth > len(weights):
-            raise ValueError(f"depth={estimator.depth} does not fit the {len(weights)} stored weight arrays.")
+        if network.get("depth", 1) > len(weights):
+            raise ValueError(f"depth={network['depth']} does not fit the {len(weights)} stored weight arrays.")
     if train_indices.ndim != 1 or train_indices.dtype.kind not in "iu" or (train_indices < 0).any():
         raise ValueError("train_indices_ must be a 1-D array of non-negative integers.")
 
-    for key, value in fitted.items():
-        setattr(estimator, key, value)
-    estimator.train_indices_ = train_indices
-    weights = {key: torch.from_numpy(array.copy()) for key, array in weights.items()}
-    estimator.__setstate__({**estimator.__dict__, "device_": device, "_model_weights": weights})
+    arrays = {f"weight/{key}": array.copy() for key, array in weights.items()}
+    estimator._restore_fitted({**fitted, "network_params_": network}, {**arrays, "train_indices_": train_indices},
+                              device)
     return estimator
+
+
+def _check_network_params(network, cls):
+    """``network_params_`` as the estimator writes them: the keys its correction and module
+    use, each value allowed by the estimator's parameter constraints."""
+    if not isinstance(network, dict) or network.get("correction") not in CORRECTIONS:
+        raise ValueError(f"network_params_ must be an object naming a correction, got {network!r}.")
+    for key, value in network.items():
+        if key != "correction":
+            validate_parameter(cls._parameter_constraints, key, value)
+    probe = cls(**{k: v for k, v in network.items() if k != "correction"}, correction=network["correction"])
+    _check_keys(network, probe._network_params(CORRECTIONS[network["correction"]]()), "network_params_")

@@ -97,9 +97,12 @@ class RolloutData:
 
 
 class EarlyStopping:
-    """Tracks the best score and its weights; says when to stop (MLPRegressor's rule).
+    """Tracks the best score and its weights; says when to stop.
 
-    Scores are "higher is better": the negative training loss, or a validation score.
+    scikit-learn's rule (``MLPRegressor``): an epoch whose score does not beat the best by
+    more than ``tol`` counts as no improvement, and training stops when more than
+    ``patience`` epochs in a row counted so. Scores are "higher is better": the negative
+    training loss, or a validation score.
     """
 
     def __init__(self, tol, patience):
@@ -111,6 +114,7 @@ class EarlyStopping:
         self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
     def update(self, score, module):
+        """Record an epoch's score; return whether to stop."""
         if score > self.best_score + self.tol:
             self.epochs_without_improvement = 0
         else:
@@ -118,9 +122,10 @@ class EarlyStopping:
         if score > self.best_score:
             self.best_score = score
             self.best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        return self.epochs_without_improvement >= self.patience
+        return self.epochs_without_improvement > self.patience
 
     def restore(self, module):
+        """Put the best weights seen back into ``module``."""
         if self.best_state is not None:
             module.load_state_dict(self.best_state)
 
@@ -168,11 +173,14 @@ def subnormals_flushed(device):
 
 def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rate, input_noise, generator,
                  stopper, validation_score=None, verbose=0, log=None):
-    """Run Adam with a per-iteration cosine schedule; return ``(completed_epochs, stopped, interrupted)``.
+    """Run Adam with a per-iteration cosine schedule; return ``(stopped, diverged)``.
 
-    ``log`` receives ``(epoch, loss, validation_score)`` after each epoch. Ctrl-C ends
-    training after restoring the best weights so far. On the CPU it runs with subnormal
-    numbers flushed to zero (:func:`subnormals_flushed`).
+    ``stopped``: ``stopper`` ended training before ``max_epochs`` (or the loss became
+    non-finite); ``diverged``: the loss became non-finite, and the caller should restore
+    ``stopper``'s best weights. ``log`` receives ``(epoch, loss, validation_score)`` after
+    each epoch. ``KeyboardInterrupt`` propagates; ``stopper`` then holds the best weights
+    so far. On the CPU it runs with subnormal numbers flushed to zero
+    (:func:`subnormals_flushed`).
     """
     with subnormals_flushed(data.device):
         network = step.network
@@ -180,39 +188,30 @@ def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rat
         n_batches = -(-len(data) // batch_size)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer,
                                                                T_max=max(1, max_epochs * n_batches))
-        completed, stopped, interrupted = 0, False, False
         stopper.start(network)
-        try:
-            for epoch in range(1, max_epochs + 1):
-                start, total = time.perf_counter(), 0.0
-                order = torch.randperm(len(data), generator=generator).to(data.device)
-                for part in _chunks(len(data), batch_size):
-                    index = order[part]
-                    loss = data.batch_loss(step, index, loss_scale, input_noise, generator)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    scheduler.step()
-                    total += loss.item() * len(index)
-                loss = total / len(data)
-                score = validation_score() if validation_score is not None else -loss
-                if not np.isfinite(loss):
-                    warnings.warn(f"training loss became {loss} at epoch {epoch}; keeping the best weights.",
-                                  RuntimeWarning, stacklevel=3)
-                    stopped = True
-                completed = epoch
-                if log is not None:
-                    log(epoch, loss, score if validation_score is not None else None)
-                if verbose:
-                    extra = f", validation score {score:.4g}" if validation_score is not None else ""
-                    print(f"epoch {epoch}/{max_epochs}: loss {loss:.4g}{extra}, "
-                          f"lr {scheduler.get_last_lr()[0]:.3g}, {time.perf_counter() - start:.1f} s",
-                          flush=True)
-                if stopper.update(score, network) or stopped:
-                    stopped = True
-                    break
-        except KeyboardInterrupt:
-            interrupted = True
-            warnings.warn(f"training interrupted after {completed} complete epochs; the best weights so far "
-                          "are kept.", RuntimeWarning, stacklevel=3)
-        return completed, stopped, interrupted
+        for epoch in range(1, max_epochs + 1):
+            start, total = time.perf_counter(), 0.0
+            order = torch.randperm(len(data), generator=generator).to(data.device)
+            for part in _chunks(len(data), batch_size):
+                index = order[part]
+                loss = data.batch_loss(step, index, loss_scale, input_noise, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total += loss.item() * len(index)
+            loss = total / len(data)
+            score = validation_score() if validation_score is not None else -loss
+            if log is not None:
+                log(epoch, loss, score if validation_score is not None else None)
+            if verbose:
+                extra = f", validation score {score:.4g}" if validation_score is not None else ""
+                print(f"epoch {epoch}/{max_epochs}: loss {loss:.4g}{extra}, "
+                      f"lr {scheduler.get_last_lr()[0]:.3g}, {time.perf_counter() - start:.1f} s", flush=True)
+            if not np.isfinite(loss):
+                warnings.warn(f"training loss became {loss} at epoch {epoch}; keeping the best weights.",
+                              RuntimeWarning, stacklevel=3)
+                return True, True
+            if stopper.update(score, network):
+                return True, False
+        return False, False

@@ -8,9 +8,11 @@ import pytest
 import torch
 from helpers import interrupt_training_after, subnormal_reads_as_zero
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV
 
 from sklearn_attns import AttNSSolver, HybridSolverRegressor, NeurVecSolver, make_trajectories
-from sklearn_attns.estimator import MAX_SCORE_ERROR, RolloutWarning
+from sklearn_attns.estimator import MAX_SCORE_ERROR
+from sklearn_attns.rollout import RolloutWarning
 from sklearn_attns.integrators import INTEGRATORS
 from sklearn_attns.metrics import trajectory_mse
 from sklearn_attns.persistence import load_model, save_model
@@ -152,12 +154,27 @@ def test_verbose_prints_progress(chain, capsys):
     assert "epoch 1/2" in out and "epoch 2/2" in out
 
 
-def test_ctrl_c_keeps_the_best_model_so_far(chain):
+def test_ctrl_c_reaches_the_caller_and_keeps_the_best_model_so_far(chain):
     system, X, X_test = chain
+    est = HybridSolverRegressor(system=system, dt=0.2, width=64, max_epochs=50, batch_size=400, device="cpu",
+                                random_state=0)
     # 60 x 20 samples in batches of 400: three batches make the first epoch.
-    with interrupt_training_after(3), pytest.warns(RuntimeWarning, match="interrupted"):
-        est = _fit(system, X, max_epochs=50, batch_size=400)
-    assert est.n_iter_ >= 1 and np.isfinite(est.score(X_test))
+    with interrupt_training_after(3), pytest.warns(RuntimeWarning, match="interrupted"), \
+            pytest.raises(KeyboardInterrupt):
+        est.fit(X)
+    assert est.n_iter_ == 1 and len(est.loss_curve_) == 1
+    plain = -trajectory_mse(X_test, _plain_rollout(system, "rk4", X_test[:, 0], 0.2, 20))
+    assert est.score(X_test) > plain  # one epoch of training already beats the plain integrator
+
+
+def test_ctrl_c_stops_a_grid_search(chain):
+    system, X, _ = chain
+    search = GridSearchCV(HybridSolverRegressor(system=system, width=8, max_epochs=3, batch_size=400, device="cpu"),
+                          {"width": [8, 16]}, cv=2)
+    with interrupt_training_after(2), pytest.raises(KeyboardInterrupt), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        search.fit(X)
+    assert not hasattr(search, "cv_results_")  # no score recorded for the truncated fit
 
 
 def test_blow_up_warns_and_score_stays_finite(chain):

@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_attns import HybridSolverRegressor, make_trajectories
 from sklearn_attns.corrections import CORRECTIONS
-from sklearn_attns.estimator import RolloutWarning
+from sklearn_attns.rollout import RolloutWarning
 from sklearn_attns.integrators import INTEGRATORS
 from sklearn_attns.systems import ODESystem, SpringMass
 
@@ -304,14 +304,20 @@ def test_same_random_state_gives_the_same_cpu_predictions(config, seed, noise, a
 def test_training_interrupted_after_k_batches_leaves_a_usable_estimator(k, max_epochs, batch_size, early_stopping,
                                                                         correction):
     est = small(max_epochs=max_epochs, batch_size=batch_size, early_stopping=early_stopping, correction=correction)
-    with interrupt_training_after(k), \
-            warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        est.fit(X)  # Ctrl-C ends training, it does not escape fit
     n_train = len(X) - early_stopping  # early stopping holds out ceil(10% of 6) = 1 trajectory
     n_batches = -(-n_train * 4 // batch_size)  # 4 single steps per trajectory
-    if k < max_epochs * n_batches:
+    interrupted = k < max_epochs * n_batches
+    with interrupt_training_after(k), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            est.fit(X)
+        except KeyboardInterrupt:  # Ctrl-C reaches the caller...
+            assert interrupted
+        else:
+            assert not interrupted
+    if interrupted:
         assert any("interrupted" in str(w.message) for w in caught)
+        assert est.n_iter_ == k // n_batches  # ...after the complete epochs, kept
     assert 0 <= est.n_iter_ <= max_epochs
     with warnings.catch_warnings():
         warnings.simplefilter("error", RolloutWarning)

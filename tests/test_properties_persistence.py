@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sklearn_attns import HybridSolverRegressor, NeurVecSolver, make_trajectories
-from sklearn_attns.estimator import RolloutWarning
+from sklearn_attns.rollout import RolloutWarning
 from sklearn_attns.persistence import load_model, save_model
 from sklearn_attns.systems import ODESystem, SpringMass
 
