@@ -422,8 +422,8 @@ def _cli_error(capsys, *argv):
 @pytest.mark.parametrize("option, value, expected", [
     ("--threads", "0", "expected a positive integer, got '0'"),
     ("--threads", "two", "expected a positive integer, got 'two'"),
-    ("--epochs", "-1", "expected a positive integer, got '-1'"),
-    ("--epochs", "0", "expected a positive integer, got '0'"),
+    ("--epochs", "-1", "max_epochs"),
+    ("--epochs", "1.5", "expected an integer, got '1.5'"),
     ("--device", "bogus", "'bogus'"),
     ("--device", "tpu", "'tpu'"),
 ])

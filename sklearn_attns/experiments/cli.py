@@ -14,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from ..estimator import resolve_device
+from .._validation import validate_parameter
+from ..devices import resolve_device
+from ..estimator import HybridSolverRegressor
 from . import cells, run
 
 _EXPERIMENT_HELP = {
@@ -45,6 +47,19 @@ def _positive_int(value):
     return number
 
 
+def _epochs(value):
+    """``max_epochs`` of the solvers, checked by the solver's own rule."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    try:
+        validate_parameter(HybridSolverRegressor._parameter_constraints, "max_epochs", number)
+    except (ValueError, TypeError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return number
+
+
 def _device(value):
     """The device as given, once the library accepts it (also: CUDA asked for where there is none)."""
     if value != "auto":
@@ -70,7 +85,7 @@ def _add_run_options(parser, default_out, report=False):
     parser.add_argument("--out", type=_out_dir, metavar="DIR", help=f"output folder (default: {default_out})")
     parser.add_argument("--device", type=_device, default="auto",
                         help="torch device: auto (default), cpu, cuda, cuda:N")
-    parser.add_argument("--epochs", type=_positive_int, metavar="N",
+    parser.add_argument("--epochs", type=_epochs, metavar="N",
                         help="training epochs (default: the scale's)")
     parser.add_argument("--compile", action="store_true", help="run the networks through torch.compile")
     parser.add_argument("--threads", type=_positive_int, metavar="N",
