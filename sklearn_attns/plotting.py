@@ -158,7 +158,7 @@ def plot_trajectories(y_true, predictions, dt, components=(0,), n_trajectories=3
         y_true, paths[label] = _check_pair(_as_3d(y_true), _as_3d(values))
     components = [components] if isinstance(components, Integral) else list(components)
     n_state = y_true.shape[2]
-    if not components or not all(isinstance(c, Integral) and -n_state <= c < n_state for c in components):
+    if not components or not all(isinstance(c, Integral) and 0 <= c < n_state for c in components):
         raise ValueError(f"components must be state indices in [0, {n_state}), got {components!r}.")
     if isinstance(n_trajectories, bool) or not isinstance(n_trajectories, Integral) or n_trajectories < 1:
         raise ValueError(f"n_trajectories must be a positive int, got {n_trajectories!r}.")

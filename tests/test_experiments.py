@@ -270,13 +270,36 @@ def test_cli_runs_an_experiment_at_the_hidden_tiny_scale(tmp_path, capsys, monke
     assert printed.count("epoch 1/1: loss") == sum(c.correction != "none" for c in cells) > 0
 
 
-def test_demo_prints_the_table_and_writes_the_figure(tmp_path, capsys, monkeypatch):
+def test_demo_prints_the_table_and_writes_the_figures(tmp_path, capsys, monkeypatch, request):
     monkeypatch.setattr(cells_module, "DEMO_SCALE", with_overrides(TINY, data={"spring_mass": 0.002}))
     assert main(["demo", "--out", str(tmp_path), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "| Spring-mass |" in printed and "AttNS" in printed and "NeurVec" in printed
     assert "RK4 (plain)" in printed
-    assert (tmp_path / "demo.png").exists()
+    for name, what in (("demo.png", "test MSE"), ("demo_error.png", "test MSE over time"),
+                       ("demo_trajectories.png", "trajectories")):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figure ({what}): {tmp_path / name}" in printed
+
+    # Each cell keeps the reference and its prediction of the first test trajectories.
+    n_state = 2 * TINY.n_masses
+    cell_files = sorted((tmp_path / "cells").glob("*.json"))
+    assert len(cell_files) == 3
+    stored = [json.loads(path.read_text(encoding="utf-8"))["result"]["paths"] for path in cell_files]
+    for paths in stored:
+        true, predicted = np.array(paths["true"]), np.array(paths["predicted"])
+        assert true.shape == predicted.shape and true.shape[0] == experiments.DEMO.keep_paths
+        assert true.shape[2] == n_state
+        np.testing.assert_array_equal(true, stored[0]["true"])
+        np.testing.assert_array_equal(predicted[:, 0], true[:, 0])  # the same initial states
+
+    # A stored cell without them (made before the figures needed them) is run again.
+    calls = request.getfixturevalue("cells_run")
+    content = json.loads(cell_files[0].read_text(encoding="utf-8"))
+    del content["result"]["paths"]
+    cell_files[0].write_text(json.dumps(content), encoding="utf-8")
+    assert main(["demo", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    assert calls == [cell_files[0].stem]
 
 
 def test_demo_uses_the_paper_network_on_the_twenty_mass_chain():
