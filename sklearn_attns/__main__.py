@@ -1,6 +1,6 @@
 """``python -m sklearn_attns``: the command line of the paper's experiments.
 
-The command line lives in :mod:`sklearn_attns.experiments.cli`, an application built on
+The command line lives in ``sklearn_attns.experiments.cli``, an application built on
 the library; this module only starts it.
 """
 

@@ -1,8 +1,8 @@
 """The paper's experiments (Figs. 3-5, Tables 1-2, Appendix D.1), runnable and resumable.
 
 An application built on the library: it uses the estimators, data sets, metrics and
-plotting helpers of :mod:`sklearn_attns` as any user would, and the library never imports
-it. ``python -m sklearn_attns`` is its command line (:mod:`sklearn_attns.experiments.cli`).
+plotting helpers of the library as any user would, and the library never imports
+it. ``python -m sklearn_attns`` is its command line (``sklearn_attns.experiments.cli``).
 
 An experiment is a list of *cells*: one fit of a :class:`HybridSolverRegressor` on one
 benchmark's training split and one rollout over its test split. :func:`run_experiment`
@@ -20,10 +20,8 @@ which). Tests may pass a smaller :class:`Scale` of their own, such as ``SCALES["
 The metric is the paper's: the squared error averaged over test trajectories, state
 components and the times ``dt, 2 dt, ..., T`` (:func:`sklearn_attns.metrics.trajectory_mse`).
 
-Modules: :mod:`~sklearn_attns.experiments.cells` (scales, cells, the paper's numbers),
-:mod:`~sklearn_attns.experiments.run` (running, resuming, the CSV and Markdown outputs),
-:mod:`~sklearn_attns.experiments.figures` (the figures) and
-:mod:`~sklearn_attns.experiments.cli` (the command line).
+Modules: ``cells`` (scales, cells, the paper's numbers), ``run`` (running, resuming, the
+CSV and Markdown outputs), ``figures`` (the figures) and ``cli`` (the command line).
 """
 
 from .cells import (

@@ -1,7 +1,7 @@
 """What the paper's experiments run: sizes (:class:`Scale`), cells (:class:`Cell`) and the paper's numbers.
 
 The corrections and integrators come from the library's registries
-(:data:`sklearn_attns.corrections.CORRECTIONS`, :data:`sklearn_attns.integrators.INTEGRATORS`);
+(``sklearn_attns.corrections.CORRECTIONS``, ``sklearn_attns.integrators.INTEGRATORS``);
 this module only puts them in the paper's order and gives them the paper's names.
 """
 
@@ -102,7 +102,7 @@ def _change_text(name, before, after):
 def with_overrides(scale, **changes):
     """A copy of ``scale`` with some fields changed (None values are ignored).
 
-    The copy records what changed (:attr:`Scale.changes`), so that the outputs say it.
+    The copy records what changed (its ``changes``), so that the outputs say it.
 
     Examples
     --------

@@ -297,7 +297,7 @@ def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True, missi
     """Write ``EXPERIMENT.csv``, ``EXPERIMENT.md`` and, with ``plot``, ``EXPERIMENT.png``.
 
     ``missing`` names cells not run yet; the Markdown file lists them under the table.
-    Where the records keep test trajectories (:attr:`Experiment.keep_paths`), ``plot``
+    Where the records keep test trajectories (``Experiment.keep_paths``), ``plot``
     also draws ``EXPERIMENT_error.png`` (test MSE against time) and
     ``EXPERIMENT_trajectories.png`` (the kept trajectories against the reference).
 
@@ -342,9 +342,9 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
     Parameters
     ----------
     experiment : str or Experiment
-        A key of :data:`EXPERIMENTS` or an :class:`Experiment`.
+        A key of ``EXPERIMENTS`` or an :class:`Experiment`.
     scale : str or Scale, default="quick"
-        A key of :data:`SCALES` or a :class:`Scale`.
+        A key of ``SCALES`` or a :class:`Scale`.
     out : str or path-like, default=None
         Output folder; ``results/EXPERIMENT`` if None.
     device : str, default="auto"
