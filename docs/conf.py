@@ -162,5 +162,6 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-# The left sidebar shows the pages of the current section; the landing page has none.
-html_sidebars = {"index": []}
+# The left sidebar shows the pages of the current section; the landing page and the
+# results (whose wide tables need the room) have none.
+html_sidebars = {"index": [], "results": []}
