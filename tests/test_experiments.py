@@ -404,6 +404,9 @@ def test_corrections_and_integrators_come_from_the_library_registries():
     assert experiments.INTEGRATORS == ("euler", "heun", "rk3", "rk4")
     assert set(experiments.INTEGRATORS) == {integrator.name for integrator in INTEGRATORS.values()}
     assert "improved_euler" not in experiments.INTEGRATORS
+    # Each has the paper's name (a new one in the library shows its registry name until it gets one).
+    assert set(cells_module.METHOD_NAMES) | {"none"} == set(CORRECTIONS)
+    assert set(cells_module.INTEGRATOR_NAMES) == set(experiments.INTEGRATORS)
     fig3 = EXPERIMENTS["fig3"].cells(TINY)
     assert {c.correction for c in fig3} == set(CORRECTIONS)
     assert [c.integrator for c in fig3][::len(fig3) // 4] == list(experiments.INTEGRATORS)

@@ -2,7 +2,8 @@
 
 ``python -m sklearn_attns demo``
     AttNS, NeurVec and plain RK4 trained on half of a small spring-chain data set: prints
-    the table and writes a figure (a minute or two on two CPU cores).
+    the table and writes three figures, the test MSEs, the test MSE over time and a few
+    test trajectories (a minute or two on two CPU cores).
 ``python -m sklearn_attns reproduce EXPERIMENT [--scale quick|medium|paper]``
     One of the paper's experiments; writes a CSV, a Markdown table with the paper's
     numbers beside ours, and a figure into ``--out`` (default ``results/EXPERIMENT``).
@@ -120,10 +121,10 @@ def _run(experiment, scale, args):
         start = time.perf_counter()
         try:
             records, paths = run.run_experiment(experiment, scale, out=out, device=args.device,
-                                            compile=args.compile, resume=not args.fresh,
-                                            verbose=2 if args.verbose else 1,
-                                            report_only=getattr(args, "report", False),
-                                            only=getattr(args, "only", None))
+                                                compile=args.compile, resume=not args.fresh,
+                                                verbose=2 if args.verbose else 1,
+                                                report_only=getattr(args, "report", False),
+                                                only=getattr(args, "only", None))
         except ImportError as exc:
             print(f"error: {exc}. The CSV and Markdown files are in {out}.", file=sys.stderr)
             return 1
