@@ -163,7 +163,7 @@ class _Skip(nn.Module):
         self.gain = nn.Parameter(torch.zeros(n_features))
 
     def forward(self, x):
-        return self.body(x) + self.gain * x
+        return self.body(x) + self.gain * x[:, : len(self.gain)]
 
 
 class _ComponentSequence(nn.Module):
@@ -200,15 +200,17 @@ MODULES = ("mlp", "lstm", "transformer")
 CPU_BLOCK_BYTES = 2 * 2**20
 
 
-def build_network(n_features, depth=2, width=1024, activation="rational", skip_connection=False, module="mlp"):
+def build_network(n_features, depth=2, width=1024, activation="rational", skip_connection=False, module="mlp",
+                  n_outputs=None):
     """Build the correction network of the paper's equation (8).
 
-    ``W_h o a o ... o a o W_1``, from ``n_features`` to itself.
+    ``W_h o a o ... o a o W_1``, from ``n_features`` to ``n_outputs`` (default: itself).
 
     Parameters
     ----------
     n_features : int
-        Input and output dimension (the state dimension).
+        Input dimension: the state dimension, plus the conditioning (time, parameters,
+        inputs) of a conditioned system.
     depth : int, default=2
         Number of linear layers ``h`` (Table 1 uses 2, 3, 4).
     width : int, default=1024
@@ -222,6 +224,9 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
         "mlp" is Eq. (8); "lstm" and "transformer" are Table 2's alternatives, reading the
         components as a sequence with hidden size ``width`` (``depth`` and ``activation``
         then do not apply).
+    n_outputs : int, default=None
+        Output dimension (the state dimension); None is ``n_features``. The skip
+        connection adds a multiple of the first ``n_outputs`` inputs.
 
     Returns
     -------
@@ -238,6 +243,10 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     """
     if module not in MODULES:
         raise ValueError(f"module must be one of {list(MODULES)}, got {module!r}.")
+    n_outputs = n_features if n_outputs is None else n_outputs
+    if module != "mlp" and n_outputs != n_features:
+        raise ValueError(f"module={module!r} reads the state components as a sequence and cannot take the "
+                         "conditioning of a time-dependent, parametric or forced system; use module='mlp'.")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
     if module != "mlp":
@@ -247,14 +256,14 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     for _ in range(depth - 1):
         layers += [nn.Linear(size, width), ACTIVATIONS[activation](width)]
         size = width
-    last = nn.Linear(size, n_features)
+    last = nn.Linear(size, n_outputs)
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
     net = nn.Sequential(*layers, last)
     if activation == "sine":
         # SIREN's first-layer init, so that sin(30 x) starts with arguments of order one.
         nn.init.uniform_(net[0].weight, -1.0 / n_features, 1.0 / n_features)
-    return _Skip(net, n_features) if skip_connection else net
+    return _Skip(net, n_outputs) if skip_connection else net
 
 
 def cpu_block_rows(network, threads=None):
@@ -278,7 +287,8 @@ class HybridStep(nn.Module):
     Parameters
     ----------
     rhs : callable
-        The system's right-hand side on torch tensors.
+        The system's right-hand side on torch tensors: ``rhs(u)``, or for a conditioned
+        system its ``evaluate(t, u, p, w)`` (see :class:`~sklearn_attns.systems.ODESystem`).
     integrator : Integrator
         The base method.
     dt : float
@@ -292,13 +302,20 @@ class HybridStep(nn.Module):
     linear_operator : array-like of shape (n_state, n_state), default=None
         ``A`` when ``rhs(u) = A u``: the base slope is then one float64 matrix product
         (:meth:`Integrator.slope_matrix`) instead of the integrator's stage loop.
+    system : ODESystem, default=None
+        A conditioned system: each step then takes its
+        :class:`~sklearn_attns.conditions.Conditions` (time, parameters, inputs).
+    network_sees_conditions : bool, default=True
+        With a conditioned ``system``, the network sees the conditions' features after
+        the correction's own.
     """
 
     def __init__(self, rhs, integrator, dt, correction, network=None, input_mean=None, input_scale=None,
-                 output_scale=None, linear_operator=None):
+                 output_scale=None, linear_operator=None, system=None, network_sees_conditions=True):
         super().__init__()
         self.rhs, self.integrator, self.dt, self.correction = rhs, integrator, dt, correction
-        self.network, self.linear_operator = network, linear_operator
+        self.network, self.linear_operator, self.system = network, linear_operator, system
+        self.network_sees_conditions = network_sees_conditions
         self.network_dtype = None if network is None else next(network.parameters()).dtype
         self.compiled_network = self.compiled_step = self.compiled_rollout_step = None
         for name, value in (("input_mean", input_mean), ("input_scale", input_scale),
@@ -313,7 +330,7 @@ class HybridStep(nn.Module):
         """This base step corrected by ``network`` with its standardisation (a new module;
         move it with ``.to(device)``)."""
         return HybridStep(self.rhs, self.integrator, self.dt, self.correction, network, input_mean, input_scale,
-                          output_scale, self.linear_operator)
+                          output_scale, self.linear_operator, self.system, self.network_sees_conditions)
 
     def compile(self):
         """Run the network through ``torch.compile`` (fuses the activation's many elementwise
@@ -325,38 +342,52 @@ class HybridStep(nn.Module):
                 object.__setattr__(self, name, torch.compile(function, dynamic=False))
         return self
 
-    def correction_delta(self, u, slope, network=None):
+    def network_input(self, u, slope, conditions=None):
+        """What the network sees, before standardisation: the correction's features, then
+        the conditioning's (float64)."""
+        features = self.correction.features(u, slope, self.dt)
+        if conditions is None or self.system is None or not self.network_sees_conditions:
+            return features
+        conditioning = conditions.features(self.system)
+        return features if conditioning is None else torch.cat([features, conditioning.to(features.dtype)], 1)
+
+    def correction_delta(self, u, slope, conditions=None, network=None):
         """``delta`` for states ``u`` with base slopes ``slope`` (compiled network if any)."""
         if self.network is None:
             return torch.zeros_like(u)
         network = network or self.compiled_network or self.network
         # Scaling happens in float64 (states of any magnitude), the network in its own dtype.
-        z = (self.correction.features(u, slope, self.dt) - self.input_mean) / self.input_scale
+        z = (self.network_input(u, slope, conditions) - self.input_mean) / self.input_scale
         output = network(z.to(self.network_dtype)) * self.output_scale
         return self.correction.delta(output.to(u.dtype), slope, self.dt)
 
-    def slope(self, u):
+    def slope(self, u, conditions=None):
         """The base integrator's slope ``S(u)``, in the dtype of ``u``."""
         if self.slope_matrix_t is not None:
             return u @ self.slope_matrix_t.to(u.dtype)
-        return self.integrator.increment(self.rhs, u, self.dt)
+        if self.system is None:
+            return self.integrator.increment(self.rhs, u, self.dt)
+        rhs = conditions.rhs(self.rhs, self.dt, self.system.input_interpolation)
+        return self.integrator.increment(rhs, u, self.dt, at_nodes=True)
 
-    def step(self, u):
-        slope = self.slope(u)
+    def step(self, u, conditions=None):
+        slope = self.slope(u, conditions)
         # The plain network: when this whole step is compiled, it is compiled with it.
-        return u + self.dt * slope + self.correction_delta(u, slope, self.network)
+        return u + self.dt * slope + self.correction_delta(u, slope, conditions, self.network)
 
-    def rollout_step(self, u, block_rows=None):
+    def rollout_step(self, u, block_rows=None, conditions=None):
         """``(step(u), finite)``, ``finite[i]`` saying whether row ``i`` is still finite:
         prediction's step, its blow-up check fused with it when compiled. With
         ``block_rows`` the rows go through in blocks of that many (on the CPU, see
         :func:`cpu_block_rows`)."""
         if block_rows and len(u) > block_rows:
-            u = torch.cat([self.step(block) for block in u.split(block_rows)])
+            blocks = [slice(start, start + block_rows) for start in range(0, len(u), block_rows)]
+            u = torch.cat([self.step(u[block], None if conditions is None else conditions.rows(block))
+                           for block in blocks])
         else:
-            u = self.step(u)
+            u = self.step(u, conditions)
         return u, torch.isfinite(u).all(1)
 
-    def forward(self, u):
+    def forward(self, u, conditions=None):
         # The compiled step fuses the base slope's arithmetic with the network.
-        return (self.compiled_step or self.step)(u)
+        return (self.compiled_step or self.step)(u, conditions)

@@ -15,8 +15,10 @@ from sklearn.utils import Bunch, gen_even_slices
 from threadpoolctl import threadpool_limits
 
 from ._validation import check_count, check_multiple, check_positive, check_states
+from .conditions import ConditionSequence, input_at
 from .integrators import get_integrator
 from .systems import ElasticPendulum, KLinkPendulum, SpringMass, as_system, linear_operator_of
+from .trajectories import check_conditions
 
 __all__ = [
     "TrajectoryBlowUpError",
@@ -71,6 +73,10 @@ def make_trajectories(
     random_state=None,
     n_jobs=None,
     verbose=0,
+    *,
+    params=None,
+    inputs=None,
+    t0=0.0,
 ):
     """Integrate many trajectories with a fine step and keep every ``dt``.
 
@@ -79,7 +85,8 @@ def make_trajectories(
     system : ODESystem
         The system to integrate.
     n_trajectories : int, default=None
-        Number of trajectories; 100 if neither it nor ``initial_conditions`` is given.
+        Number of trajectories; if None, the length of ``initial_conditions``, else of
+        ``params`` or ``inputs``, else 100.
     t_end : float, default=20.0
         Final time; a multiple of ``dt``.
     dt : float, default=0.2
@@ -98,6 +105,16 @@ def make_trajectories(
         -1 means all cores.
     verbose : int, default=0
         Progress output: 1 prints a summary with the rate, larger values joblib's progress.
+    params : array-like of shape (n_trajectories, n_params), default=None
+        For a system with ``n_params > 0``: the parameters of each trajectory, fixed
+        along it.
+    inputs : array-like of shape (n_trajectories, round(t_end / dt) + 1, n_inputs), default=None
+        For a system with ``n_inputs > 0``: the input signal of each trajectory, sampled
+        at the output times ``t0 + k dt``. Between two samples the fine steps see it
+        interpolated as ``system.input_interpolation`` says: ``"linear"``, or ``"hold"``
+        (the earlier sample).
+    t0 : float or array-like of shape (n_trajectories,), default=0.0
+        Start time of each trajectory, for a system that depends on time.
 
     Returns
     -------
@@ -115,8 +132,13 @@ def make_trajectories(
     take a shortcut that is exact in arithmetic: one step of an explicit Runge-Kutta
     method is multiplication by its stability polynomial ``R(fine_dt A)``, so the
     ``dt / fine_dt`` fine steps between outputs are one product with ``R^k``. It agrees
-    with stepping to about 1e-10 (rounding in the matrix power). Other systems step batch by batch, spread over
-    ``n_jobs`` processes.
+    with stepping to about 1e-10 (rounding in the matrix power). Other systems step batch
+    by batch, spread over ``n_jobs`` processes.
+
+    A conditioned system (see :class:`~sklearn_attns.systems.ODESystem`) is evaluated at
+    each stage's time: within output interval ``n``, fine step ``j`` of ``k = dt / fine_dt``
+    evaluates the stage of node ``c`` at ``rhs(t0 + n dt + (j + c) fine_dt, u, p, w)``, ``w``
+    the input signal at that time.
 
     Examples
     --------
@@ -126,13 +148,29 @@ def make_trajectories(
     ...                       dt=0.2, fine_dt=1e-3, random_state=0)
     >>> X.shape
     (10, 11, 40)
+
+    A forced Duffing oscillator whose damping and drive vary between trajectories:
+
+    >>> import numpy as np
+    >>> from sklearn_attns.systems import ODESystem
+    >>> def duffing(t, u, p):
+    ...     x, v = u[:, 0], u[:, 1]
+    ...     return np.stack([v, -p[:, 0] * v - x - x**3 + p[:, 1] * np.cos(1.2 * t)], axis=1)
+    >>> def at_rest(n, rng):
+    ...     return rng.uniform(-1.0, 1.0, size=(n, 2))
+    >>> system = ODESystem(rhs=duffing, n_state=2, n_params=2, time_dependent=True,
+    ...                    initial_conditions=at_rest)
+    >>> P = np.random.RandomState(0).uniform([0.1, 0.2], [0.4, 0.6], size=(5, 2))
+    >>> make_trajectories(system, t_end=1.0, dt=0.1, fine_dt=1e-2, params=P, random_state=0).shape
+    (5, 11, 2)
     """
     n_state = None
     if initial_conditions is not None:
         try:
             shape = np.shape(initial_conditions)
         except ValueError as exc:  # ragged nested lists
-            raise ValueError(f"initial_conditions must be an array of shape (n_trajectories, n_state): {exc}") from exc
+            raise ValueError("initial_conditions must be an array of shape (n_trajectories, n_state): "
+                             f"{exc}") from exc
         n_state = shape[-1] if shape else None
     system = as_system(system, n_state)
     if system.n_state is None:
@@ -145,18 +183,23 @@ def make_trajectories(
     n_steps = check_multiple(t_end, dt, "t_end", "dt")
     substeps = check_multiple(dt, fine_dt, "dt", "fine_dt")
     verbose = _check_n_jobs_and_verbose(n_jobs, verbose)
+    if n_trajectories is None and initial_conditions is None:
+        n_trajectories = _rows_of(params if params is not None else inputs)
     u0 = _initial_conditions(system, n_trajectories, initial_conditions, random_state)
-    _check_rhs(system, u0[:2])
+    conditioning = _Conditioning(system, *check_conditions(system, len(u0), n_steps + 1, params, inputs, t0),
+                                 dt, fine_dt, substeps)
+    _check_rhs(system, u0[:2], conditioning.rows(slice(0, 2)))
 
     start = time.perf_counter()
-    operator = linear_operator_of(system)
+    operator = None if system.conditioned else linear_operator_of(system)
     if operator is not None:
         X = _integrate_linear(operator, integrator, u0, fine_dt, substeps, n_steps)
     else:
         n_chunks = max(joblib.effective_n_jobs(n_jobs), len(u0) * system.n_state // _CACHE_FRIENDLY_VALUES)
         chunks = list(gen_even_slices(len(u0), min(len(u0), n_chunks)))
         parts = joblib.Parallel(n_jobs=n_jobs, verbose=max(0, verbose - 1))(
-            joblib.delayed(_integrate_batch)(system, integrator, u0[chunk], fine_dt, substeps, n_steps)
+            joblib.delayed(_integrate_batch)(system, integrator, u0[chunk], fine_dt, substeps, n_steps,
+                                             conditioning.rows(chunk))
             for chunk in chunks
         )
         X = np.concatenate(parts)
@@ -172,7 +215,8 @@ def make_trajectories(
 
 
 def _check_n_jobs_and_verbose(n_jobs, verbose):
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0):
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral)
+                               or n_jobs == 0):
         raise ValueError(f"n_jobs must be None or a non-zero int, got {n_jobs!r}.")
     return check_count(int(verbose) if isinstance(verbose, bool) else verbose, "verbose", minimum=0)
 
@@ -193,9 +237,52 @@ def _initial_conditions(system, n_trajectories, initial_conditions, random_state
     return u0
 
 
-def _check_rhs(system, u):
+def _rows_of(values):
+    """The number of rows of ``params`` or ``inputs``; None (the default count) if there
+    are none, or if they have no length (their check then says what is wrong)."""
+    try:
+        return None if values is None else len(values)
+    except TypeError:
+        return None
+
+
+class _Conditioning:
+    """The times, parameters and input samples of a batch of trajectories, and what each
+    output interval's fine steps see of them (:meth:`interval`)."""
+
+    def __init__(self, system, params, inputs, t0, dt, fine_dt, substeps):
+        self.system, self.params, self.inputs, self.t0 = system, params, inputs, t0
+        self.dt, self.fine_dt, self.substeps = dt, fine_dt, substeps
+        if inputs is not None and system.input_interpolation not in ("linear", "hold"):
+            raise ValueError("system.input_interpolation must be 'linear' or 'hold', got "
+                             f"{system.input_interpolation!r}.")
+
+    def rows(self, index):
+        """The conditioning of the trajectories ``index`` (a slice)."""
+        return _Conditioning(self.system, *(None if value is None else value[index]
+                                            for value in (self.params, self.inputs, self.t0)),
+                             self.dt, self.fine_dt, self.substeps)
+
+    def interval(self, n):
+        """The :class:`~sklearn_attns.conditions.ConditionSequence` of the fine steps of output
+        interval ``n``: they start at ``t0 + n dt``, ``fine_dt`` apart, with the input signal
+        at their ends interpolated between the output samples ``n`` and ``n + 1``."""
+        fine_inputs = None
+        if self.inputs is not None:
+            samples = self.inputs[:, n : n + 2]
+            interpolation = self.system.input_interpolation
+            fine_inputs = np.stack([input_at(samples, j / self.substeps, interpolation)
+                                    for j in range(self.substeps + 1)], axis=1)
+        return ConditionSequence(self.t0 + n * self.dt, self.params, fine_inputs, self.fine_dt, 1)
+
+
+def _check_rhs(system, u, conditioning):
     """Call ``system.rhs`` once so a wrong return type or shape fails here, named."""
-    du = system.rhs(u.copy())
+    if system.conditioned:
+        w = None if conditioning.inputs is None else conditioning.inputs[:, 0]
+        du = system.evaluate(conditioning.t0.copy(), u.copy(), conditioning.params, w)
+    else:
+        du = system.rhs(u.copy())
     if not isinstance(du, np.ndarray):
         raise TypeError(f"system.rhs must return a NumPy array for NumPy input, got {type(du).__name__}.")
     if not np.issubdtype(du.dtype, np.floating):
@@ -215,14 +302,20 @@ def _integrate_linear(operator, integrator, u0, fine_dt, substeps, n_steps):
     return X
 
 
-def _integrate_batch(system, integrator, u0, fine_dt, substeps, n_steps):
+def _integrate_batch(system, integrator, u0, fine_dt, substeps, n_steps, conditioning):
     X = np.empty((len(u0), n_steps + 1, u0.shape[1]))
     X[:, 0] = u = u0
     # Small matrix products gain nothing from a second BLAS thread; processes do the sharing.
     with np.errstate(all="ignore"), threadpool_limits(1):
         for n in range(n_steps):
-            for _ in range(substeps):
-                u = integrator.step(system.rhs, u, fine_dt)
+            if system.conditioned:
+                interval = conditioning.interval(n)
+                for j in range(substeps):
+                    rhs = interval.step(j).rhs(system.evaluate, fine_dt, system.input_interpolation)
+                    u = integrator.step(rhs, u, fine_dt, at_nodes=True)
+            else:
+                for _ in range(substeps):
+                    u = integrator.step(system.rhs, u, fine_dt)
             X[:, n + 1] = u
     return X
 
@@ -266,7 +359,8 @@ def _load_benchmark(name, system, scale, train_method, fine_dt, reference_fine_d
     spec = _BENCHMARKS[name]
     if isinstance(scale, str):
         if scale not in _SCALES:
-            raise ValueError(f"scale must be one of {sorted(_SCALES)} or a fraction in (0, 1], got {scale!r}.")
+            raise ValueError(f"scale must be one of {sorted(_SCALES)} or a fraction in (0, 1], "
+                             f"got {scale!r}.")
         fraction = _SCALES[scale]
     else:
         fraction = check_positive(scale, "scale")
@@ -277,7 +371,8 @@ def _load_benchmark(name, system, scale, train_method, fine_dt, reference_fine_d
     get_integrator(train_method, "train_method")
     # Checked here, under their own names, before any split is made.
     check_multiple(spec["dt"], check_positive(fine_dt, "fine_dt"), "dt", "fine_dt")
-    check_multiple(spec["dt"], check_positive(reference_fine_dt, "reference_fine_dt"), "dt", "reference_fine_dt")
+    check_multiple(spec["dt"], check_positive(reference_fine_dt, "reference_fine_dt"), "dt",
+                   "reference_fine_dt")
     _check_n_jobs_and_verbose(n_jobs, verbose)
     params = dict(name=name, system=repr(system), system_params=system.get_params(deep=True),
                   sizes=sizes, t_end=spec["t_end"], dt=spec["dt"], train_method=train_method,
@@ -359,7 +454,8 @@ def load_klink_pendulum(n_links=2, scale="quick", train_method="rk4", fine_dt=1e
 
 load_spring_mass.__doc__ = _LOADER_DOC.format(
     title="spring-mass chain", sizes="5k / 0.1k / 5k",
-    extra="\n    n_masses : int, default=20\n        Number of masses of the chain (``SpringMass(n_masses)``).")
+    extra="\n    n_masses : int, default=20\n"
+          "        Number of masses of the chain (``SpringMass(n_masses)``).")
 load_elastic_pendulum.__doc__ = _LOADER_DOC.format(title="elastic pendulum", sizes="20k / 1k / 10k", extra="")
 load_klink_pendulum.__doc__ = _LOADER_DOC.format(
     title="K-link pendulum", sizes="20k / 1k / 10k",

@@ -32,9 +32,9 @@ from ._validation import (
     check_multiple,
     check_random_state,
     check_states,
-    check_trajectories,
     validate_params,
 )
+from .conditions import ConditionSequence, n_conditioning
 from .corrections import ACTIVATIONS, CORRECTIONS, MODULES, HybridStep, build_network, get_correction
 from .devices import DEVICE_NAMES, is_device_name, loadable_device, resolve_device
 from .integrators import ALIASES, INTEGRATORS, Integrator, get_integrator
@@ -43,6 +43,7 @@ from .rhs_adapter import torch_rhs
 from .rollout import RolloutWarning, rollout
 from .systems import ODESystem, as_system, linear_operator_of
 from .training import EarlyStopping, RolloutData, TeacherForcedData, train_epochs
+from .trajectories import check_conditions, check_trajectory_set
 
 __all__ = [
     "HybridSolverRegressor",
@@ -58,6 +59,24 @@ __all__ = [
 MAX_SCORE_ERROR = 1e100
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# The training budget of batch_size="auto" and max_epochs="auto": about AUTO_BATCHES
+# batches per epoch and AUTO_STEPS optimiser steps, within the ranges (see
+# docs/user_guide/training.md for the measurements behind them).
+AUTO_BATCHES, AUTO_BATCH_RANGE = 64, (128, 4096)
+AUTO_STEPS, AUTO_EPOCH_RANGE = 10_000, (30, 300)
+AUTO_ROLLOUT_BATCH = 4096
+# A fit that ends its epochs while the best training loss of the last n_iter_no_change
+# epochs still beats the best before them by this share warns that it has not converged.
+CONVERGED_IMPROVEMENT = 0.01
+
+
+def _still_improving(losses, window):
+    """Whether the best of the last ``window`` losses beats the best before them by more
+    than ``CONVERGED_IMPROVEMENT`` (True when there is no "before")."""
+    if len(losses) <= window:
+        return True
+    return min(losses[-window:]) < (1 - CONVERGED_IMPROVEMENT) * min(losses[:-window])
 
 
 class _DeviceName:
@@ -88,9 +107,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     system : ODESystem or callable, default=None
-        The ODE ``du/dt = f(u)``: a system from :mod:`sklearn_attns.systems`, or a plain
-        picklable ``rhs(u)`` that accepts ``(n, n_state)`` torch tensors (its ``n_state``
-        is then taken from the data).
+        The ODE: a system from :mod:`sklearn_attns.systems` (autonomous, or depending on
+        time, parameters or inputs; see :class:`~sklearn_attns.systems.ODESystem`), or a
+        plain picklable ``rhs(u)`` that accepts ``(n, n_state)`` torch tensors (its
+        ``n_state`` is then taken from the data).
     dt : float, default=0.2
         Coarse step of the solver; a multiple of the data's spacing ``data_dt``.
     integrator : {"euler", "heun", "improved_euler", "rk3", "rk4"}, default="rk4"
@@ -104,8 +124,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         Time between consecutive states of the training data; ``None`` means ``dt``.
     depth : int, default=2
         Linear layers of the network (the paper's ``h``).
-    width : int, default=1024
-        Hidden width (the paper's ``d1``).
+    width : int, default=256
+        Hidden width (the paper's ``d1``, 1024 in its experiments). 256 trains as well or
+        better on small data sets and costs a quarter of the inference.
     activation : str, default=None
         Hidden activation: "rational" (safe denominator), "rational-original", "sine",
         "relu", "tanh", "gelu"; ``None`` is the correction's own ("sine" for fsnet,
@@ -118,6 +139,11 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     attention_input : {"S", "S*dt"}, default="S"
         What the attention of attns / attns-m sees (Table 2). The inputs are
         standardised, so the two differ only by rounding unless the scale is degenerate.
+    condition_network : bool, default=True
+        For a time-dependent, parametric or forced system, the network also sees what
+        the step depends on: the time features, the parameters and the inputs at the
+        step's start and end (see :class:`~sklearn_attns.conditions.Conditions`).
+        False is the ablation: the correction's own input alone.
     rollout_steps : int, default=1
         Coarse steps unrolled per training sample; 1 is teacher forcing.
     input_noise : float, default=0.0
@@ -125,10 +151,14 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         paper's robustness experiment uses 1e-5).
     learning_rate : float, default=1e-3
         Adam's initial learning rate, annealed to 0 by a cosine schedule per iteration.
-    max_epochs : int, default=30
-        Passes over the training samples.
-    batch_size : int, default=4096
-        Samples per gradient step; also trajectories per batch in ``predict``.
+    max_epochs : int or "auto", default="auto"
+        Passes over the training samples. "auto" sets a budget of about 10,000 optimiser
+        steps (between 30 and 300 epochs), so that small data sets train as long as
+        large ones.
+    batch_size : int or "auto", default="auto"
+        Samples per gradient step; also trajectories per batch in ``predict``. "auto" is
+        a 64th of the training samples (between 128 and 4096), and rollouts of 4096
+        trajectories.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the trajectories, score rollouts on them after
         every epoch, stop when more than ``n_iter_no_change`` epochs in a row did not
@@ -166,9 +196,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         State dimension seen in ``fit``.
     model_ : HybridStep
         The fitted step (integrator, network and scaling).
-    network_params_ : dict
-        The parameters that shaped the fitted network (what ``warm_start`` continues and
-        what a pickle or :func:`~sklearn_attns.persistence.save_model` rebuilds).
+    model_params_ : dict
+        The parameters that shaped ``model_`` (integrator, dt, correction and network):
+        what a pickle or :func:`~sklearn_attns.persistence.save_model` rebuilds, and what
+        ``warm_start`` continues.
     loss_curve_ : list of float
         Mean training loss (the scaled MSE) of each epoch.
     validation_scores_ : list of float or None
@@ -204,6 +235,12 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     """
 
 
+    # Parameters, inputs and start times go with the trajectories through scikit-learn's
+    # metadata routing (GridSearchCV, cross_val_score), once it is enabled.
+    __metadata_request__fit = {"params": True, "inputs": True, "t0": True}
+    __metadata_request__score = {"params": True, "inputs": True, "t0": True}
+    __metadata_request__predict = {"params": True, "inputs": True, "t0": True}
+
     _parameter_constraints = {
         "system": [InstanceOf(ODESystem, "an ODESystem"), CallableValue("a picklable rhs(u) callable")],
         "dt": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -217,11 +254,12 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "skip_connection": [Boolean()],
         "module": [Options(MODULES)],
         "attention_input": [Options(["S", "S*dt"])],
+        "condition_network": [Boolean()],
         "rollout_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "input_noise": [Interval(numbers.Real, 0, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Options(["auto"]), Interval(numbers.Integral, 0, None, closed="left")],
+        "batch_size": [Options(["auto"]), Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": [Boolean()],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -243,16 +281,17 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         data_fraction=1.0,
         data_dt=None,
         depth=2,
-        width=1024,
+        width=256,
         activation=None,
         skip_connection=False,
         module="mlp",
         attention_input="S",
+        condition_network=True,
         rollout_steps=1,
         input_noise=0.0,
         learning_rate=1e-3,
-        max_epochs=30,
-        batch_size=4096,
+        max_epochs="auto",
+        batch_size="auto",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -276,6 +315,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         self.skip_connection = skip_connection
         self.module = module
         self.attention_input = attention_input
+        self.condition_network = condition_network
         self.rollout_steps = rollout_steps
         self.input_noise = input_noise
         self.learning_rate = learning_rate
@@ -304,84 +344,104 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         correction = get_correction(self.correction, attention_input=self.attention_input)
         return _Config(system, float(self.dt), stride, get_integrator(self.integrator), correction)
 
-    def _network_params(self, correction):
-        """The parameters that shape the network (those that apply to this ``module``)."""
-        if not correction.uses_network:
-            return {"correction": correction.name}
-        params = {"correction": correction.name, "attention_input": self.attention_input, "width": int(self.width),
-                  "skip_connection": bool(self.skip_connection), "module": self.module, "dtype": self.dtype}
+    def _model_params(self, config, n_conditioning=0):
+        """The parameters that shape the step: the base method, the width of the
+        conditioning, and the network's parameters that apply to this ``correction`` and
+        ``module``."""
+        params = {"integrator": config.integrator.name, "dt": config.dt, "correction": config.correction.name,
+                  "n_conditioning": int(n_conditioning)}
+        if not config.correction.uses_network:
+            return params
+        params.update(attention_input=self.attention_input, width=int(self.width),
+                      skip_connection=bool(self.skip_connection), module=self.module, dtype=self.dtype)
         if self.module == "mlp":
             params["depth"] = int(self.depth)
-            params["activation"] = correction.default_activation if self.activation is None else self.activation
+            activation = config.correction.default_activation if self.activation is None else self.activation
+            params["activation"] = activation
         return params
 
-    def _check_warm_start(self, network_params):
-        changed = {name: value for name, value in network_params.items()
-                   if self.network_params_.get(name, value) != value}
-        changed.update({name: None for name in self.network_params_ if name not in network_params})
+    def _check_warm_start(self, model_params):
+        """A warm start may change the base step (``integrator``, ``dt``), not the network."""
+        fitted = self.model_params_
+        changed = sorted(name for name in set(fitted) | set(model_params)
+                         if name not in ("integrator", "dt") and fitted.get(name) != model_params.get(name))
         if changed:
-            said = ", ".join(f"{name}={value!r} (fitted: {self.network_params_.get(name)!r})"
-                             for name, value in sorted(changed.items()))
+            said = ", ".join(f"{name}={model_params.get(name)!r} (fitted: {fitted.get(name)!r})" for name in changed)
             raise ValueError(f"warm_start=True continues the fitted network, but {said} changed it; set these "
                              "back, or fit with warm_start=False to train a new network.")
 
     # --- fitting --------------------------------------------------------------------------
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, params=None, inputs=None, t0=None):
         """Train the correction on trajectories.
 
         Parameters
         ----------
-        X : array-like of shape (n_trajectories, n_times, n_state)
+        X : array-like of shape (n_trajectories, n_times, n_state), or list of arrays
             Fine-step trajectories sampled every ``data_dt`` (a 2-D array is one
-            trajectory).
+            trajectory; a list may hold trajectories of different lengths ``(n_times_i,
+            n_state)``).
         y : None
             Ignored; present for the scikit-learn API.
+        params : array-like of shape (n_trajectories, n_params), default=None
+            For a system with parameters: one row per trajectory.
+        inputs : array-like of shape (n_trajectories, n_times, n_inputs), or list
+            For a system with an input signal: its samples at the times of ``X``.
+        t0 : float or array-like of shape (n_trajectories,), default=None
+            For a time-dependent system: the time of each trajectory's first state
+            (None: 0).
 
         Returns
         -------
         self
         """
         config = self._check_params()
-        network_params = self._network_params(config.correction)
+        system = config.system
         warm = self.warm_start and hasattr(self, "model_")
+        data = check_trajectory_set(X, system, params, inputs, t0, self.n_features_in_ if warm else None,
+                                    owner=type(self).__name__)
+        n_state, stride = data.X[0].shape[1], config.stride
+        if system.n_state is not None and system.n_state != n_state:
+            raise ValueError(f"X has n_state={n_state} but system has n_state={system.n_state}.")
+        if data.lengths.max() <= stride:
+            raise ValueError(f"X needs more than dt/data_dt={stride} times per trajectory, got {data.lengths.max()}.")
+        if self.rollout_steps > 1 and system.conditioned:
+            raise ValueError("rollout_steps > 1 is not available for time-dependent, parametric or forced systems; "
+                             "use rollout_steps=1.")
+        model_params = self._model_params(config, n_conditioning(system) if self.condition_network else 0)
         if warm:
-            self._check_warm_start(network_params)
-        X = check_trajectories(X, self.n_features_in_ if warm else None, owner=type(self).__name__)
-        n_state, stride = X.shape[2], config.stride
-        if config.system.n_state is not None and config.system.n_state != n_state:
-            raise ValueError(f"X has n_state={n_state} but system has n_state={config.system.n_state}.")
-        if X.shape[1] <= stride:
-            raise ValueError(f"X needs more than dt/data_dt={stride} times per trajectory, got {X.shape[1]}.")
+            self._check_warm_start(model_params)
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state, "random_state")
         generator = torch.Generator().manual_seed(int(rng.randint(2**31 - 1)))
-        keep, validation = self._split(X, rng, config.correction)
-        validation = None if validation is None else X[validation][:, ::stride]
+        keep, validation = self._split(len(data), rng, config.correction)
+        train = data.take(keep)
+        validation = None if validation is None else data.take(validation)
 
-        step = _base_step(config, n_state, self.rollout_steps, device)
+        step = _base_step(config, n_state, self.rollout_steps, device, model_params["n_conditioning"] > 0)
         if warm:
             # A copy: a fit that fails leaves the fitted network as it was.
             old = self.model_
             step = step.with_network(copy.deepcopy(old.network), old.input_mean, old.input_scale,
                                      old.output_scale).to(device)
-        data = TeacherForcedData(X[keep], stride, step, device, self.batch_size)
+        samples = TeacherForcedData(train, stride, step, device, self._rollout_batch())
+        batch_size, max_epochs = self._training_budget(len(samples))
         if not warm:
-            step = self._new_model(step, data, n_state, generator, device)
+            step = self._new_model(step, samples, model_params, generator, device)
         fitted = {
             "model_": step, "device_": device, "n_features_in_": n_state, "data_dt_": config.dt / stride,
-            "stride_": stride, "train_indices_": keep, "network_params_": network_params,
+            "stride_": stride, "train_indices_": keep, "model_params_": model_params,
             "loss_curve_": list(self.loss_curve_) if warm else [],
             "validation_scores_": [] if validation is not None else None,
             "n_iter_": self.n_iter_ if warm else 0, "best_loss_": None, "best_validation_score_": None,
         }
-        if not config.correction.uses_network or self.max_epochs == 0:
+        if not config.correction.uses_network or max_epochs == 0:
             self._set_fitted(fitted)
             return self
 
-        loss_scale = data.loss_scale
+        loss_scale = samples.loss_scale
         if self.rollout_steps > 1:
-            data = RolloutData(X[keep], stride, self.rollout_steps, device)
+            samples = RolloutData(train, stride, self.rollout_steps, device)
         stopper = EarlyStopping(self.tol, self.n_iter_no_change)
 
         def log(epoch, loss, score):
@@ -393,15 +453,15 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         validation_score = None
         if validation is not None:
             def validation_score():
-                return _rollout_score(step, validation, self.batch_size, device)
+                return -_rollout_error(step, validation, stride, self._rollout_batch(), device)
 
         if self.compile:
             step.compile()
         step.network.train()
         try:
             stopped, diverged = train_epochs(
-                step, data, loss_scale=loss_scale, max_epochs=self.max_epochs,
-                batch_size=self.batch_size, learning_rate=self.learning_rate, input_noise=self.input_noise,
+                step, samples, loss_scale=loss_scale, max_epochs=max_epochs,
+                batch_size=batch_size, learning_rate=self.learning_rate, input_noise=self.input_noise,
                 generator=generator, stopper=stopper, validation_score=validation_score,
                 verbose=self.verbose, log=log,
             )
@@ -411,24 +471,43 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             self._finish(step, stopper, fitted, validation is not None, restore=True)
             raise
         self._finish(step, stopper, fitted, validation is not None, restore=validation is not None or diverged)
-        if not stopped:
-            warnings.warn(f"max_epochs={self.max_epochs} reached and the optimisation hasn't converged yet.",
-                          ConvergenceWarning, stacklevel=2)
+        if not stopped and _still_improving(fitted["loss_curve_"][-stopper.patience * 2:], stopper.patience):
+            warnings.warn(f"max_epochs={max_epochs} reached while the training loss was still falling by more than "
+                          f"{CONVERGED_IMPROVEMENT:.0%} over the last {stopper.patience} epochs (n_iter_no_change); "
+                          "more epochs would probably help.", ConvergenceWarning, stacklevel=2)
         return self
 
-    def _split(self, X, rng, correction):
+    def _training_budget(self, n_samples):
+        """``(batch_size, max_epochs)`` with "auto" resolved: about ``AUTO_BATCHES`` batches
+        per epoch and ``AUTO_STEPS`` optimiser steps in all, whatever the data size."""
+        batch_size = self.batch_size
+        if batch_size == "auto":
+            batch_size = int(np.clip(n_samples // AUTO_BATCHES, *AUTO_BATCH_RANGE))
+        max_epochs = self.max_epochs
+        if max_epochs == "auto":
+            batches = -(-n_samples // batch_size)
+            max_epochs = int(np.clip(-(-AUTO_STEPS // batches), *AUTO_EPOCH_RANGE))
+        return batch_size, max_epochs
+
+    def _rollout_batch(self):
+        """Trajectories rolled out together in ``predict``, ``score`` and validation."""
+        return AUTO_ROLLOUT_BATCH if self.batch_size == "auto" else self.batch_size
+
+    def _split(self, n_trajectories, rng, correction):
         """Indices of the training trajectories, and of the validation ones (or None)."""
-        n_keep = int(np.floor(self.data_fraction * len(X) + 1e-9))
+        n_keep = int(np.floor(self.data_fraction * n_trajectories + 1e-9))
         if n_keep < 1:
-            raise ValueError(f"data_fraction={self.data_fraction} of {len(X)} trajectories leaves none to train on.")
-        keep = np.sort(rng.permutation(len(X))[:n_keep])
+            raise ValueError(f"data_fraction={self.data_fraction} of {n_trajectories} trajectories leaves none to "
+                             "train on.")
+        keep = np.sort(rng.permutation(n_trajectories)[:n_keep])
         if not (self.early_stopping and correction.uses_network):
             return keep, None
         n_val = int(np.ceil(self.validation_fraction * n_keep))
         if n_keep - n_val < 1:
             raise ValueError(f"early_stopping with validation_fraction={self.validation_fraction} holds out {n_val} "
-                             f"of the {n_keep} trajectories used (data_fraction={self.data_fraction} of {len(X)}), "
-                             "leaving none to train on; lower validation_fraction or give more trajectories.")
+                             f"of the {n_keep} trajectories used (data_fraction={self.data_fraction} of "
+                             f"{n_trajectories}), leaving none to train on; lower validation_fraction or give more "
+                             "trajectories.")
         shuffled = rng.permutation(keep)
         return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
 
@@ -449,7 +528,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         for name, value in fitted.items():
             setattr(self, name, value)
 
-    def _new_model(self, step, data, n_state, generator, device):
+    def _new_model(self, step, data, model_params, generator, device):
         """A fresh network with scaling fitted to ``data`` (the correction starts at zero)."""
         mean, scale, output_scale = data.fit_scaling(step)
         if not step.correction.uses_network:
@@ -457,12 +536,12 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
         with _GLOBAL_RNG_LOCK, torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            network = _build_network(n_state, self._network_params(step.correction))
+            network = _build_network(data.u.shape[1], model_params)
         return step.with_network(network, mean, scale, output_scale).to(device)
 
     # --- prediction -------------------------------------------------------------------------
 
-    def predict(self, X, n_steps=100, save_every=1, final_only=False):
+    def predict(self, X, n_steps=100, save_every=1, final_only=False, params=None, inputs=None, t0=None):
         """Roll the hybrid solver out from initial conditions.
 
         Trajectories are rolled out ``batch_size`` at a time and written into the returned
@@ -478,6 +557,13 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             Keep every ``save_every``-th state (steps ``0, k, 2k, ... <= n_steps``).
         final_only : bool, default=False
             Return only the state after ``n_steps``, shape ``(n, n_state)``.
+        params : array-like of shape (n, n_params), default=None
+            For a system with parameters: one row per initial condition.
+        inputs : array-like of shape (n, n_steps * dt / data_dt + 1, n_inputs), default=None
+            For a system with an input signal: its samples every ``data_dt`` (the
+            spacing of the training data) from ``t0`` on.
+        t0 : float or array-like of shape (n,), default=None
+            For a time-dependent system: the start times (None: 0).
 
         Returns
         -------
@@ -496,22 +582,30 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"X (initial conditions, shape (n, n_state)): {exc}") from exc
         u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
+        conditions = None
+        if self.model_.system is not None:
+            system = self.model_.system
+            params, inputs, t0 = check_conditions(system, len(u0), n_steps * self.stride_ + 1, params, inputs, t0)
+            conditions = _condition_sequence(t0, params, inputs, self.model_.dt, self.stride_, self.device_)
+        else:
+            check_conditions(self.model_.system or as_system(self.system), len(u0), 1, params, inputs, None)
         model = self.model_.compile() if self.compile else self.model_
         return rollout(model, u0, n_steps, save_every=save_every, final_only=final_only,
-                       batch_size=self.batch_size, device=self.device_)
+                       batch_size=self._rollout_batch(), device=self.device_, conditions=conditions)
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, params=None, inputs=None, t0=None):
         """Negative trajectory MSE of rollouts from ``X[:, 0]`` against ``X`` (higher is better).
 
-        ``X`` is sampled every ``data_dt`` as in ``fit``; rollouts that blow up count as
-        an MSE of ``MAX_SCORE_ERROR`` (1e100), so the score stays finite.
+        ``X`` is sampled every ``data_dt`` as in ``fit`` (an array, or a list of
+        trajectories of different lengths, with their ``params``, ``inputs`` and ``t0``
+        as in ``fit``); the error is averaged over every predicted state. Rollouts that
+        blow up count as an MSE of ``MAX_SCORE_ERROR`` (1e100), so the score stays finite.
         """
         check_is_fitted(self, "model_")
-        X = check_trajectories(X, self.n_features_in_, owner=type(self).__name__)[:, :: self.stride_]
-        if X.shape[1] < 2:
-            raise ValueError(f"X needs at least {self.stride_ + 1} times to score one step.")
+        data = check_trajectory_set(X, self.model_.system or as_system(self.system), params, inputs, t0,
+                                    self.n_features_in_, min_times=self.stride_ + 1, owner=type(self).__name__)
         model = self.model_.compile() if self.compile else self.model_
-        return _rollout_score(model, X, self.batch_size, self.device_)
+        return -_rollout_error(model, data, self.stride_, self._rollout_batch(), self.device_)
 
     # --- scikit-learn plumbing -----------------------------------------------------------
 
@@ -523,7 +617,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     # Fitted values stored as they are (JSON-able); ``model_`` is stored as its network
     # parameters and weights, ``device_`` as its name, ``train_indices_`` as an array.
     _FITTED_VALUES = ("n_features_in_", "data_dt_", "stride_", "n_iter_", "best_loss_", "best_validation_score_",
-                      "loss_curve_", "validation_scores_", "network_params_")
+                      "loss_curve_", "validation_scores_", "model_params_")
     # What lives on the device, and is moved to the host when the estimator is exported.
     _DEVICE_DEPENDENT = ("model_",)
 
@@ -538,19 +632,21 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         return values, arrays, str(self.device_)
 
     def _restore_fitted(self, values, arrays, device):
-        """Set the fitted state from :meth:`_export_fitted`'s output (the parameters must be
-        set already); the model goes to ``device``, or to the CPU if CUDA is missing here."""
+        """Set the fitted state from :meth:`_export_fitted`'s output (``system`` must be set
+        already); the model goes to ``device``, or to the CPU if CUDA is missing here."""
         device = loadable_device(device)
-        config = self._check_params()
+        params = values["model_params_"]
+        config = _Config(as_system(self.system), params["dt"], values["stride_"], get_integrator(params["integrator"]),
+                         get_correction(params["correction"], params.get("attention_input", "S")))
         weights = {k[len("weight/"):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("weight/")}
         n_state = values["n_features_in_"]
         with warnings.catch_warnings():  # already said at fit time
             warnings.simplefilter("ignore", UserWarning)
-            step = _base_step(config, n_state, device=device)
-        if values["network_params_"]["correction"] != "none":
-            network = _build_network(n_state, values["network_params_"])
-            empty = torch.empty(n_state, dtype=torch.float64)
-            step = step.with_network(network, empty, empty.clone(), empty.clone())
+            step = _base_step(config, n_state, device=device, network_sees_conditions=params["n_conditioning"] > 0)
+        if config.correction.uses_network:
+            network = _build_network(n_state, params)
+            inputs = torch.empty(n_state + params["n_conditioning"], dtype=torch.float64)
+            step = step.with_network(network, inputs, inputs.clone(), torch.empty(n_state, dtype=torch.float64))
             step.load_state_dict(weights)
             step.network.eval()
         elif weights:
@@ -584,28 +680,55 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _build_network(n_state, network_params):
-    """The correction network ``network_params`` describe, in its dtype, its last layer zero."""
-    params = {k: v for k, v in network_params.items() if k not in ("correction", "attention_input", "dtype")}
-    return build_network(n_state, **params).to(_DTYPES[network_params["dtype"]])
+_NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module")
 
 
-def _base_step(config, n_state, rollout_steps=1, device="cpu"):
+def _build_network(n_state, model_params):
+    """The correction network ``model_params`` describe, in its dtype, its last layer zero:
+    from the state and the conditioning to the state."""
+    arguments = {k: v for k, v in model_params.items() if k in _NETWORK_ARGUMENTS}
+    network = build_network(n_state + model_params["n_conditioning"], n_outputs=n_state, **arguments)
+    return network.to(_DTYPES[model_params["dtype"]])
+
+
+def _base_step(config, n_state, rollout_steps=1, device="cpu", network_sees_conditions=True):
     """The uncorrected :class:`HybridStep` of a system on ``device`` (one matrix product per
     slope when the system is linear)."""
-    rhs = torch_rhs(config.system, n_state, needs_gradients=rollout_steps > 1, device=device)
+    system = config.system
+    rhs = torch_rhs(system, n_state, needs_gradients=rollout_steps > 1, device=device)
+    if system.conditioned:
+        return HybridStep(rhs, config.integrator, config.dt, config.correction, system=system,
+                          network_sees_conditions=network_sees_conditions).to(device)
     return HybridStep(rhs, config.integrator, config.dt, config.correction,
-                      linear_operator=linear_operator_of(config.system)).to(device)
+                      linear_operator=linear_operator_of(system)).to(device)
 
 
-def _rollout_score(model, X, batch_size, device):
-    """Negative trajectory MSE of ``model``'s rollouts from ``X[:, 0]``, capped at
-    ``MAX_SCORE_ERROR``."""
+def _condition_sequence(t0, params, inputs, dt, stride, device):
+    def tensor(value):
+        return None if value is None else torch.as_tensor(value, dtype=torch.float64, device=device)
+
+    return ConditionSequence(tensor(t0), tensor(params), tensor(inputs), dt, stride)
+
+
+def _rollout_error(model, data, stride, batch_size, device):
+    """``model``'s rollout error on a :class:`~sklearn_attns.trajectories.TrajectorySet`: the
+    squared error averaged over every predicted state (for trajectories of one length, the
+    paper's trajectory MSE), capped at ``MAX_SCORE_ERROR``."""
+    total, count = 0.0, 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RolloutWarning)
-        paths = rollout(model, X[:, 0], X.shape[1] - 1, batch_size=batch_size, device=device)
-    error = trajectory_mse(X, np.nan_to_num(paths, nan=np.inf))
-    return -min(error, MAX_SCORE_ERROR)
+        for _, X, params, inputs, t0 in data.groups():
+            reference = X[:, ::stride]
+            conditions = None
+            if model.system is not None:
+                conditions = _condition_sequence(t0, params, inputs, model.dt, stride, device)
+            paths = rollout(model, X[:, 0], reference.shape[1] - 1, batch_size=batch_size, device=device,
+                            conditions=conditions)
+            error = trajectory_mse(reference, np.nan_to_num(paths, nan=np.inf))
+            n_predicted = len(X) * (reference.shape[1] - 1)
+            total, count = total + error * n_predicted, count + n_predicted
+    error = total / count if np.isfinite(total) else np.inf
+    return min(error, MAX_SCORE_ERROR)
 
 
 def _with_default_correction(correction):

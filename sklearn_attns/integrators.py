@@ -48,24 +48,34 @@ class Integrator:
     b: tuple
     order: int
 
-    def increment(self, rhs, u, dt):
-        """Return the integration term ``S(f, u, dt)`` (Table 5 of the paper, over dt)."""
+    @property
+    def nodes(self):
+        """The stages' times within a step, as fractions of it: ``c_i = sum_j a_ij``."""
+        return tuple(float(sum(row)) for row in self.a)
+
+    def increment(self, rhs, u, dt, at_nodes=False):
+        """Return the integration term ``S(f, u, dt)`` (Table 5 of the paper, over dt).
+
+        With ``at_nodes=True`` the right-hand side is called as ``rhs(c_i, state)``, ``c_i``
+        the stage's time within the step as a fraction of ``dt`` (see :attr:`nodes`), for
+        systems that depend on time or on an input signal.
+        """
         stages = []
-        for row in self.a:
+        for row, node in zip(self.a, self.nodes):
             state = u
             for coefficient, k in zip(row, stages):
                 if coefficient:
                     state = state + (dt * coefficient) * k
-            stages.append(rhs(state))
+            stages.append(rhs(node, state) if at_nodes else rhs(state))
         slope = 0
         for weight, k in zip(self.b, stages):
             if weight:
                 slope = slope + weight * k
         return slope
 
-    def step(self, rhs, u, dt):
-        """Advance ``u`` by one step of size ``dt``."""
-        return u + dt * self.increment(rhs, u, dt)
+    def step(self, rhs, u, dt, at_nodes=False):
+        """Advance ``u`` by one step of size ``dt`` (``at_nodes`` as in :meth:`increment`)."""
+        return u + dt * self.increment(rhs, u, dt, at_nodes)
 
     def slope_matrix(self, operator, dt):
         """The matrix ``M`` with ``increment(lambda u: u @ A.T, u, dt) == u @ M.T``.

@@ -3,28 +3,32 @@
 ``pickle`` and ``joblib.dump`` keep working (and keep a user's own ``rhs``), but loading
 a pickle runs whatever code it names, so never load one from a stranger. A file written
 by :func:`save_model` is a NumPy ``.npz`` archive of arrays plus a JSON description,
-read back with ``allow_pickle=False``: loading it executes nothing from the file.
+read back with ``allow_pickle=False``: loading it executes nothing from the file, and every
+member is checked against the model the description declares before it is decompressed.
 """
 
 import json
+import math
 import numbers
 import os
+import warnings
+import zipfile
 
 import numpy as np
 import torch
 
 from . import systems as _systems
-from ._validation import check_count, check_positive, validate_parameter
-from .corrections import CORRECTIONS
-from .estimator import HybridSolverRegressor
+from ._validation import check_count, check_positive
+from ._validation import validate_params
+from .corrections import HybridStep, get_correction
+from .estimator import HybridSolverRegressor, _build_network, _Config
+from .integrators import get_integrator
 
 __all__ = ["save_model", "load_model"]
 
 FORMAT = "sklearn-attns-model"
-# Version 2 stores the fitted network's parameters (``network_params_``); version 1 files
-# take them from the estimator's parameters.
+# Version 2 stores the parameters that shaped the fitted model (``model_params_``).
 VERSION = 2
-_READABLE_VERSIONS = (1, 2)
 _FITTED_LISTS = ("loss_curve_", "validation_scores_")
 _SCALING_BUFFERS = ("input_mean", "input_scale", "output_scale")
 _BUILTIN_SYSTEMS = ("SpringMass", "ElasticPendulum", "KLinkPendulum")
@@ -45,6 +49,12 @@ def save_model(estimator, path):
 
     The built-in systems are stored by name and parameters. A user's own system is not
     stored (it is code): pass it again to :func:`load_model`.
+
+    Warns
+    -----
+    UserWarning
+        If ``random_state`` is a ``RandomState`` instance: it cannot be stored, and is
+        saved as None.
 
     Examples
     --------
@@ -73,6 +83,8 @@ def save_model(estimator, path):
         system_spec = None
     params["device"] = _jsonable(params["device"])
     if not isinstance(params["random_state"], (int, type(None))):
+        warnings.warn(f"random_state is a {type(params['random_state']).__name__} instance, which cannot be "
+                      "stored: it is saved as None.", UserWarning, stacklevel=2)
         params["random_state"] = None
     fitted, arrays, device = estimator._export_fitted()
     metadata = {
@@ -110,29 +122,171 @@ def load_model(path, system=None):
     ------
     ValueError
         If the file is not a complete sklearn-attns model file (corrupted, truncated,
-        another format) or the system is missing.
+        another format, arrays that are not those the stored parameters describe, members
+        that would inflate far beyond the file's size) or the system is missing. The
+        arrays are checked before they are decompressed.
     """
     if system is not None:
         system = _systems.as_system(system)
     _check_path(path, "read")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            metadata = json.loads(str(archive["metadata"][()]))
-            weights = {k[len("weight/"):]: archive[k] for k in archive.files if k.startswith("weight/")}
-            train_indices = archive["train_indices_"]
-    except Exception as exc:  # a damaged archive fails in zipfile, zlib, numpy or json, in many ways
-        raise ValueError(f"{path!s} is not a readable sklearn-attns model file: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise ValueError(f"{path!s} is not an sklearn-attns model file.")
-    if metadata.get("version") not in _READABLE_VERSIONS:
-        raise ValueError(f"{path!s} has format version {metadata.get('version')}; this library reads "
-                         f"{_READABLE_VERSIONS}.")
-    if system is None and "system" in metadata and metadata["system"] is None:
-        raise ValueError("this model was fitted on a user-defined system: pass it as load_model(path, system=...).")
+    metadata, weights, train_indices = _read_archive(path)
+    if system is None and metadata["system"] is None:
+        raise ValueError("this model was fitted on a user-defined system: pass it as "
+                         "load_model(path, system=...).")
     try:
         return _restore(metadata, weights, train_indices, system)
     except Exception as exc:  # whatever the stored values break is a fault of the file
         raise ValueError(f"{path!s} is not a valid sklearn-attns model file: {exc}") from exc
+
+
+# Limits on what a file may make this module decompress, each checked before decompressing.
+# The description, read first: UCS-4 JSON, about 200 bytes per epoch of loss and validation curves.
+_MAX_METADATA_BYTES = 16 * 2**20
+# An .npy header (magic, version, length, dict) beyond its array's data; np.save pads it to 64 bytes.
+_MAX_NPY_HEADER_BYTES = 4096
+# Above this, the members together may inflate the archive at most _MAX_INFLATION times. A file
+# written by save_model is stored uncompressed (ratio 1); recompressed, random weights barely
+# shrink, and the zero last layer of an untrained network is no bigger than its first layer.
+_FREE_INFLATION_BYTES = 16 * 2**20
+_MAX_INFLATION = 16
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
+
+
+class _FileError(ValueError):
+    """The file is not the model it claims to be; the message follows the file's name."""
+
+
+def _invalid(reason):
+    return _FileError(f"is not a valid sklearn-attns model file: {reason}")
+
+
+def _read_archive(path):
+    """The metadata, weights (by state-dict key) and training indices of a model file.
+
+    The archive is opened here rather than by ``np.load``, which decompresses a member as soon as
+    it is asked for: the member names and declared sizes, then each ``.npy`` header's shape and
+    dtype, are checked against the model the metadata describes before any array data is
+    decompressed, so a small file cannot inflate into a large allocation.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = _members(archive)
+            metadata = _read_metadata(archive, members)
+            if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+                raise _FileError("is not an sklearn-attns model file.")
+            version = metadata.get("version")
+            if version != VERSION:
+                raise _FileError(f"has format version {version}; this library reads {VERSION}.")
+            try:
+                expected = _expected_arrays(metadata, len(members))
+            except Exception as exc:  # parameters that describe no model: TypeError, ValueError, torch's
+                raise _invalid(exc) from exc
+            _check_members(archive, members, expected)
+            arrays = {name: _read_npy(archive, members[name], *expected[name]) for name in expected}
+    except _FileError as exc:
+        raise ValueError(f"{path!s} {exc}") from exc.__cause__
+    except Exception as exc:  # a damaged archive fails in zipfile, zlib, numpy or json, in many ways
+        raise ValueError(f"{path!s} is not a readable sklearn-attns model file: "
+                         f"{type(exc).__name__}: {exc}") from exc
+    train_indices = arrays.pop("train_indices_.npy")
+    weights = {name[len("weight/"):-len(".npy")]: array for name, array in arrays.items()}
+    return metadata, weights, train_indices
+
+
+def _members(archive):
+    """``{name: ZipInfo}`` of the archive's members, refusing repeated names."""
+    infos = archive.infolist()
+    members = {info.filename: info for info in infos}
+    if len(members) != len(infos):
+        raise _invalid("it repeats member names.")
+    return members
+
+
+def _read_metadata(archive, members):
+    info = members.get("metadata.npy")
+    if info is None:
+        raise _FileError("is not an sklearn-attns model file.")
+    if info.file_size > _MAX_METADATA_BYTES:
+        raise _invalid(f"member 'metadata.npy' holds {info.file_size} bytes, more than "
+                       f"{_MAX_METADATA_BYTES}.")
+    return json.loads(str(_read_npy(archive, info, (), "U")[()]))
+
+
+def _expected_arrays(metadata, n_members):
+    """``{member name: (shape, dtype)}`` of the arrays stored for the model that ``metadata``
+    describes (``train_indices_`` has any length and an integer dtype: ``(None,)`` and ``"iu"``).
+    The network is built on the meta device: shapes without memory, whatever the parameters say."""
+    _check_keys(metadata, _METADATA_KEYS, "the metadata")
+    cls = _estimator_class(metadata["class"])
+    _check_keys(metadata["params"], set(cls().get_params(deep=False)) - {"system"}, "params")
+    _check_keys(metadata["fitted"], cls._FITTED_VALUES, "fitted")
+    n_features = check_count(metadata["fitted"]["n_features_in_"], "n_features_in_")
+    model_params = metadata["fitted"]["model_params_"]
+    correction = _check_model_params(model_params, cls)
+    expected = {"train_indices_.npy": ((None,), "iu")}
+    if not correction.uses_network:
+        return expected
+    # Building a layer takes time even on the meta device: a depth no stored layers fill is refused first.
+    if model_params.get("depth", 1) > n_members:
+        raise ValueError(f"depth={model_params['depth']} does not fit the {n_members} stored arrays.")
+    with torch.device("meta"):
+        scaling = torch.empty(n_features + model_params["n_conditioning"], dtype=torch.float64)
+        step = HybridStep(None, None, None, correction, _build_network(n_features, model_params),
+                          scaling, scaling, scaling[:n_features])
+    for key, tensor in step.state_dict().items():
+        dtype = torch.empty((), dtype=tensor.dtype).numpy().dtype
+        expected[f"weight/{key}.npy"] = (tuple(tensor.shape), dtype)
+    return expected
+
+
+def _check_members(archive, members, expected):
+    """Refuse, from the sizes the archive declares (which ``zipfile`` enforces), members that are
+    not the arrays of ``expected``, any bigger than its array, or that together inflate far
+    beyond the archive's own size."""
+    stored = set(members) - {"metadata.npy"}
+    missing, unknown = sorted(set(expected) - stored), sorted(stored - set(expected))
+    if missing or unknown:
+        raise _invalid(f"it has missing members {missing} and unknown members {unknown}.")
+    for name, (shape, dtype) in expected.items():
+        size = members[name].file_size
+        if None not in shape and size > math.prod(shape) * dtype.itemsize + _MAX_NPY_HEADER_BYTES:
+            raise _invalid(f"member {name!r} holds {size} bytes, more than an array of shape {shape} "
+                           f"and dtype {dtype} needs.")
+    archive_bytes = archive.fp.seek(0, os.SEEK_END)
+    inflated = sum(info.file_size for info in members.values())
+    if inflated > max(_FREE_INFLATION_BYTES, _MAX_INFLATION * archive_bytes):
+        largest = max(members.values(), key=lambda info: info.file_size)
+        raise _invalid(f"its members inflate {archive_bytes} bytes to {inflated}, more than {_MAX_INFLATION} "
+                       f"times (the largest, {largest.filename!r}, to {largest.file_size}).")
+
+
+_DTYPE_KINDS = {"U": "a str dtype", "iu": "an integer dtype"}
+
+
+def _read_npy(archive, info, shape, dtype):
+    """The array of one ``.npy`` member, once its header has declared ``shape`` (None: any
+    length) and ``dtype`` (or a dtype of the kinds in a string, such as ``"iu"``) and exactly
+    the member's declared size. Before these checks only the header is decompressed (with
+    ``zipfile``'s read-ahead of a few KiB)."""
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        if version not in _NPY_HEADER_READERS:
+            raise _invalid(f"member {info.filename!r} is an .npy file of version {version}, "
+                           "expected 1.0 or 2.0.")
+        header_shape, _, header_dtype = _NPY_HEADER_READERS[version](stream)
+        fits_dtype = header_dtype.kind in dtype if isinstance(dtype, str) else header_dtype == dtype
+        if not (fits_dtype and len(header_shape) == len(shape)
+                and all(n is None or n == m for n, m in zip(shape, header_shape, strict=True))):
+            needed = _DTYPE_KINDS[dtype] if isinstance(dtype, str) else f"dtype {dtype}"
+            raise _invalid(f"member {info.filename!r} declares an array of shape {header_shape} and dtype "
+                           f"{header_dtype}; the model needs shape {shape} and {needed}.")
+        size = stream.tell() + math.prod(header_shape) * header_dtype.itemsize
+        if size != info.file_size:
+            raise _invalid(f"member {info.filename!r} holds {info.file_size} bytes, but its header "
+                           f"declares {size}.")
+    with archive.open(info) as stream:
+        return np.lib.format.read_array(stream, allow_pickle=False)
 
 
 _METADATA_KEYS = {"format", "version", "class", "params", "system", "fitted", "device"}
@@ -152,14 +306,7 @@ def _is_real(value):
 
 def _restore(metadata, weights, train_indices, system):
     """Build the estimator from checked metadata; every inconsistency raises."""
-    import sklearn_attns.estimator as _estimator
-
-    _check_keys(metadata, _METADATA_KEYS, "the metadata")
-    name = metadata["class"]
-    cls = getattr(_estimator, name, None) if isinstance(name, str) else None
-    if not (isinstance(cls, type) and issubclass(cls, HybridSolverRegressor)):
-        raise ValueError(f"unknown estimator class {name!r}.")
-    _check_keys(metadata["params"], set(cls().get_params(deep=False)) - {"system"}, "params")
+    cls = _estimator_class(metadata["class"])
     spec = metadata["system"]
     if spec is not None:
         _check_keys(spec, {"class", "params"}, "system")
@@ -168,8 +315,6 @@ def _restore(metadata, weights, train_indices, system):
         # Every parameter, as written: a missing one would silently take its default.
         _check_keys(spec["params"], getattr(_systems, spec["class"])().get_params(), "system params")
     fitted = metadata["fitted"]
-    expected_fitted = set(cls._FITTED_VALUES) - ({"network_params_"} if metadata["version"] == 1 else set())
-    _check_keys(fitted, expected_fitted, "fitted")
     n_features = check_count(fitted["n_features_in_"], "n_features_in_")
     stride = check_count(fitted["stride_"], "stride_")
     data_dt = check_positive(fitted["data_dt_"], "data_dt_")
@@ -200,8 +345,7 @@ def _restore(metadata, weights, train_indices, system):
     if stored_system:
         # Built-in systems check their parameters when used: use this one once.
         system.rhs(system.sample_initial_conditions(1, random_state=0))
-    network = fitted.get("network_params_") or estimator._network_params(config.correction)
-    _check_network_params(network, cls)
+    network = fitted["model_params_"]
 
     # The stored parameters size the network that is built before the weights are checked
     # against it: parameters that no stored weights could fill would allocate without bound.
@@ -221,18 +365,30 @@ def _restore(metadata, weights, train_indices, system):
         raise ValueError("train_indices_ must be a 1-D array of non-negative integers.")
 
     arrays = {f"weight/{key}": array.copy() for key, array in weights.items()}
-    estimator._restore_fitted({**fitted, "network_params_": network}, {**arrays, "train_indices_": train_indices},
+    estimator._restore_fitted({**fitted, "model_params_": network}, {**arrays, "train_indices_": train_indices},
                               device)
     return estimator
 
 
-def _check_network_params(network, cls):
-    """``network_params_`` as the estimator writes them: the keys its correction and module
-    use, each value allowed by the estimator's parameter constraints."""
-    if not isinstance(network, dict) or network.get("correction") not in CORRECTIONS:
-        raise ValueError(f"network_params_ must be an object naming a correction, got {network!r}.")
-    for key, value in network.items():
-        if key != "correction":
-            validate_parameter(cls._parameter_constraints, key, value)
-    probe = cls(**{k: v for k, v in network.items() if k != "correction"}, correction=network["correction"])
-    _check_keys(network, probe._network_params(CORRECTIONS[network["correction"]]()), "network_params_")
+def _estimator_class(name):
+    import sklearn_attns.estimator as _estimator
+
+    cls = getattr(_estimator, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, HybridSolverRegressor)):
+        raise ValueError(f"unknown estimator class {name!r}.")
+    return cls
+
+
+def _check_model_params(params, cls):
+    """Check ``model_params_`` against what ``cls`` writes for them (the keys its correction
+    and module use, each value allowed by its parameter constraints); return the correction."""
+    base = {"integrator", "dt", "correction", "n_conditioning"}
+    if not isinstance(params, dict) or not base <= set(params):
+        raise ValueError(f"model_params_ must be an object with the keys {sorted(base)}, got {params!r}.")
+    check_count(params["n_conditioning"], "n_conditioning", minimum=0)
+    validate_params(cls._parameter_constraints, params)
+    correction = get_correction(params["correction"], params.get("attention_input", "S"))
+    config = _Config(None, params["dt"], None, get_integrator(params["integrator"]), correction)
+    network = {k: v for k, v in params.items() if k not in base}
+    _check_keys(params, cls(**network)._model_params(config, params["n_conditioning"]), "model_params_")
+    return correction

@@ -15,22 +15,25 @@ __all__ = ["NumpyRHS", "torch_rhs"]
 
 
 class NumpyRHS:
-    """Call a NumPy-only ``rhs`` on torch tensors through host round trips (no gradients)."""
+    """Call a NumPy-only right-hand side on torch tensors through host round trips (no
+    gradients); the result takes the dtype and device of the state, argument ``state_at``."""
 
-    def __init__(self, rhs):
-        self.rhs = rhs
+    def __init__(self, rhs, state_at=0):
+        self.rhs, self.state_at = rhs, state_at
 
-    def __call__(self, u):
-        du = self.rhs(u.detach().cpu().numpy())
+    def __call__(self, *args):
+        u = args[self.state_at]
+        du = self.rhs(*(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a for a in args))
         return torch.as_tensor(np.asarray(du), dtype=u.dtype, device=u.device)
 
 
 def torch_rhs(system, n_state, *, needs_gradients=False, device="cpu"):
     """``system.rhs`` if it works on torch tensors, else a :class:`NumpyRHS` with a warning.
 
-    ``rhs`` counts as NumPy-only when it fails on (or does not return) a tensor but works
-    on the same states as a NumPy array. Any other error is the user's bug and propagates
-    as it is; an output of another shape than its input is a ``ValueError``.
+    For a conditioned system (time, parameters or inputs) this is its ``evaluate(t, u, p,
+    w)``. The right-hand side counts as NumPy-only when it fails on (or does not return) a
+    tensor but works on the same values as NumPy arrays. Any other error is the user's bug
+    and propagates as it is; an output of another shape than the state is a ``ValueError``.
 
     Parameters
     ----------
@@ -55,20 +58,29 @@ def torch_rhs(system, n_state, *, needs_gradients=False, device="cpu"):
     >>> rhs(torch.ones(3, 2, dtype=torch.float64)).shape
     torch.Size([3, 2])
     """
-    probe = torch.zeros((2, n_state), dtype=torch.float64, device=device)
+    def zeros(*shape):
+        return torch.zeros(shape, dtype=torch.float64, device=device)
+
+    conditioned = getattr(system, "conditioned", False)
+    probe = zeros(2, n_state)
+    if conditioned:
+        function, state_at = system.evaluate, 1
+        args = (zeros(2), probe, zeros(2, system.n_params), zeros(2, system.n_inputs) if system.n_inputs else None)
+    else:
+        function, state_at, args = system.rhs, 0, (probe,)
     try:
-        du = system.rhs(probe)
+        du = function(*args)
         tensor_error = None
     except Exception as exc:  # noqa: BLE001 - decided below: NumPy-only, or the user's bug
         du, tensor_error = None, exc
     if isinstance(du, torch.Tensor):
         _check_shape(du.shape, probe.shape)
-        return system.rhs
+        return function
     try:
-        du_numpy = np.asarray(system.rhs(probe.cpu().numpy()))
+        du_numpy = np.asarray(function(*(a.cpu().numpy() if isinstance(a, torch.Tensor) else a for a in args)))
     except Exception:
         if tensor_error is not None:
-            raise tensor_error  # the user's own traceback, not a guess that NumPy would do
+            raise tensor_error from None  # the user's own error, not a guess that NumPy would do
         raise
     _check_shape(du_numpy.shape, probe.shape)
     if needs_gradients:
@@ -77,7 +89,7 @@ def torch_rhs(system, n_state, *, needs_gradients=False, device="cpu"):
     warnings.warn("system.rhs does not accept torch tensors; it is called through NumPy round trips, which is "
                   "slower (and copies to the host on a GPU). Write it with torch-compatible operations to avoid this.",
                   UserWarning, stacklevel=4)
-    return NumpyRHS(system.rhs)
+    return NumpyRHS(function, state_at)
 
 
 def _check_shape(got, expected):

@@ -19,7 +19,7 @@ class RolloutWarning(RuntimeWarning):
     """A rollout produced non-finite states for some trajectories."""
 
 
-def rollout(model, u0, n_steps, *, save_every=1, final_only=False, batch_size, device):
+def rollout(model, u0, n_steps, *, save_every=1, final_only=False, batch_size, device, conditions=None):
     """Roll ``model`` (a :class:`~sklearn_attns.corrections.HybridStep`) out from ``u0``.
 
     Parameters
@@ -38,6 +38,9 @@ def rollout(model, u0, n_steps, *, save_every=1, final_only=False, batch_size, d
         Trajectories rolled out together.
     device : torch.device
         Where the model lives.
+    conditions : ConditionSequence, default=None
+        For a conditioned system: the times, parameters and inputs of every row, as
+        tensors on ``device``.
 
     Returns
     -------
@@ -64,8 +67,10 @@ def rollout(model, u0, n_steps, *, save_every=1, final_only=False, batch_size, d
             broken = torch.full((len(u),), -1, device=u.device)
             if not final_only:
                 saved.append(u)
+            rows = slice(start, stop)
             for n in range(1, n_steps + 1):
-                u, finite = rollout_step(u, block_rows)
+                step_conditions = None if conditions is None else conditions.step(n - 1, rows)
+                u, finite = rollout_step(u, block_rows, step_conditions)
                 broken = torch.where((broken < 0) & ~finite, n, broken)
                 if not final_only and n % save_every == 0:
                     saved.append(u)

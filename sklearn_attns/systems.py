@@ -21,21 +21,43 @@ from ._validation import check_positive as _check_positive
 from ._validation import check_random_state
 from ._validation import check_states as _check_states
 
-__all__ = ["ODESystem", "SpringMass", "ElasticPendulum", "KLinkPendulum", "as_system", "linear_operator_of"]
+__all__ = ["ODESystem", "SpringMass", "ParametricSpringMass", "ElasticPendulum", "KLinkPendulum", "as_system",
+           "linear_operator_of"]
 
 
 class ODESystem(BaseEstimator):
-    """An autonomous ODE ``du/dt = rhs(u)`` on batches of states.
+    """An ODE ``du/dt = rhs(...)`` on batches of states, autonomous or conditioned.
+
+    An autonomous system without parameters has ``rhs(u)``. A system that depends on
+    time, on parameters that vary between trajectories, or on an input signal given as
+    data (a drive, a control) is *conditioned*: its right-hand side is
+    ``rhs(t, u, p)``, or ``rhs(t, u, p, w)`` with inputs, where, for a batch of ``n``
+    states, ``t`` has shape ``(n,)``, ``u`` ``(n, n_state)``, ``p`` ``(n, n_params)``
+    (``(n, 0)`` without parameters) and ``w`` ``(n, n_inputs)``.
 
     Parameters
     ----------
     rhs : callable
-        ``rhs(u) -> du`` with ``u`` of shape ``(n, n_state)``. It must accept the array
-        type it is given (NumPy for data generation; torch tensors when a hybrid solver
-        trains or predicts) and return the same shape. Define it with ``def`` at module
-        level so that it pickles (a lambda or a nested function does not).
+        The right-hand side as above, returning ``(n, n_state)``. It must accept the
+        array type it is given (NumPy for data generation; torch tensors when a hybrid
+        solver trains or predicts). Define it with ``def`` at module level so that it
+        pickles (a lambda or a nested function does not).
     n_state : int
         Dimension of the state.
+    n_params : int, default=0
+        Parameters per trajectory (one row of ``params`` per trajectory).
+    n_inputs : int, default=0
+        Components of the input signal sampled along each trajectory.
+    time_dependent : bool, default=False
+        Whether ``rhs`` depends on ``t`` explicitly.
+    input_interpolation : {"linear", "hold"}, default="linear"
+        Between two samples of the input signal, ``w`` is interpolated linearly or held
+        at the earlier sample.
+    time_features : callable, default=None
+        ``time_features(t) -> (n, k)`` array, what a correction network sees of the
+        time (for a drive of known frequency ``omega``, ``cos(omega t)`` and
+        ``sin(omega t)`` generalise beyond the training times); None is ``t`` itself.
+        Used only when ``time_dependent``; same array-type rules as ``rhs``.
     initial_conditions : callable, default=None
         ``initial_conditions(n, rng) -> array (n, n_state)`` with ``rng`` a
         ``numpy.random.RandomState``; needed only by :meth:`sample_initial_conditions`.
@@ -51,13 +73,53 @@ class ODESystem(BaseEstimator):
     >>> system = ODESystem(rhs=decay, n_state=2)
     >>> system.rhs(np.ones((3, 2))).shape
     (3, 2)
+
+    A forced, damped oscillator whose damping and drive vary between trajectories:
+
+    >>> def forced(t, u, p):
+    ...     x, v = u[:, 0], u[:, 1]
+    ...     return np.stack([v, -p[:, 0] * v - x + p[:, 1] * np.cos(t)], axis=1)
+    >>> system = ODESystem(rhs=forced, n_state=2, n_params=2, time_dependent=True)
+    >>> system.evaluate(np.zeros(3), np.ones((3, 2)), np.full((3, 2), 0.5)).shape
+    (3, 2)
     """
 
-    def __init__(self, rhs=None, n_state=None, initial_conditions=None, name=None):
+    # What a subclass with its own constructor (the built-in systems) takes: autonomous,
+    # without parameters or inputs, unless it says otherwise.
+    n_params, n_inputs, time_dependent, input_interpolation, time_features = 0, 0, False, "linear", None
+
+    def __init__(self, rhs=None, n_state=None, n_params=0, n_inputs=0, time_dependent=False,
+                 input_interpolation="linear", time_features=None, initial_conditions=None, name=None):
         self.rhs = rhs
         self.n_state = n_state
+        self.n_params = n_params
+        self.n_inputs = n_inputs
+        self.time_dependent = time_dependent
+        self.input_interpolation = input_interpolation
+        self.time_features = time_features
         self.initial_conditions = initial_conditions
         self.name = name
+
+    @property
+    def conditioned(self):
+        """Whether ``rhs`` takes ``(t, u, p[, w])`` rather than ``u`` alone."""
+        return bool(self.time_dependent) or self.n_params > 0 or self.n_inputs > 0
+
+    def evaluate(self, t, u, p=None, w=None):
+        """``du/dt`` at times ``t`` (n,), states ``u`` (n, n_state), parameters ``p``
+        (n, n_params) and inputs ``w`` (n, n_inputs), whichever the system takes."""
+        if not self.conditioned:
+            return self.rhs(u)
+        if p is None:
+            p = u[:, :0]
+        return self.rhs(t, u, p) if self.n_inputs == 0 else self.rhs(t, u, p, w)
+
+    def time_feature_values(self, t):
+        """What a correction network sees of the time: ``time_features(t)`` (n, k), or
+        ``t`` as one column; ``(n, 0)`` for a system that does not depend on time."""
+        if not self.time_dependent:
+            return t[:, None][:, :0]
+        return t[:, None] if self.time_features is None else self.time_features(t)
 
     def sample_initial_conditions(self, n, random_state=None):
         """Draw ``n`` initial states, shape ``(n, n_state)``, float64."""
@@ -262,6 +324,82 @@ class SpringMass(ODESystem):
         stretch = xp.concatenate([q, zero], 1) - xp.concatenate([zero, q], 1)
         k, m = self._constant("k", u), self._constant("m", u)
         return (p**2 / (2 * m)).sum(1) + (0.5 * k * stretch**2).sum(1)
+
+
+class ParametricSpringMass(SpringMass):
+    """:class:`SpringMass` whose stiffness and mass scales vary between trajectories.
+
+    Two parameters per trajectory, ``p = (stiffness_scale, mass_scale)``: the spring
+    constants are ``stiffness_scale * k`` and the masses ``mass_scale * m``, with ``k`` and
+    ``m`` those of :class:`SpringMass` (same constructor parameters)::
+
+        dq_i/dt = p_i / (mass_scale m_i)
+        dp_i/dt = stiffness_scale (k_i (q_{i-1} - q_i) + k_{i+1} (q_{i+1} - q_i))
+
+    ``rhs(t, u, p)`` (the time is not used). :meth:`sample_params` draws both scales from
+    ``param_range``.
+
+    Parameters
+    ----------
+    n_masses, random_state, spring_constants, masses, ic_range
+        As in :class:`SpringMass`.
+    param_range : tuple of float, default=(0.5, 2.0)
+        Both scales are drawn log-uniformly from this range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_attns.systems import ParametricSpringMass, SpringMass
+    >>> system = ParametricSpringMass(n_masses=3)
+    >>> u = system.sample_initial_conditions(2, random_state=0)
+    >>> unit = np.ones((2, 2))  # both scales 1: the plain chain
+    >>> bool(np.allclose(system.evaluate(np.zeros(2), u, unit), SpringMass(n_masses=3).rhs(u)))
+    True
+    """
+
+    n_params = 2
+
+    def __init__(self, n_masses=20, random_state=0, spring_constants=None, masses=None, ic_range=2.5,
+                 param_range=(0.5, 2.0)):
+        super().__init__(n_masses, random_state, spring_constants, masses, ic_range)
+        self.param_range = param_range
+
+    @property
+    def linear_operator(self):
+        return None  # one operator per trajectory
+
+    def _constants(self):
+        k, m = self._parameters()
+        stiffness = np.diag(-(k[:-1] + k[1:])) + np.diag(k[1:-1], 1) + np.diag(k[1:-1], -1)
+        return {"stiffness_t": np.ascontiguousarray(stiffness.T), "inverse_mass": 1.0 / m, "k": k, "m": m}
+
+    def rhs(self, t, u, p):
+        u = _check_states(u, self.n_state)
+        d = self.n_masses
+        q, momenta = u[:, :d], u[:, d:]
+        xp = namespace(u)
+        dq = momenta * self._constant("inverse_mass", u) / p[:, 1:2]
+        dp = (q @ self._constant("stiffness_t", u)) * p[:, :1]
+        return xp.concatenate([dq, dp], 1)
+
+    def energy(self, u, p):
+        """Total energy per state with the scales ``p`` (n, 2) of each row."""
+        u = _check_states(u, self.n_state)
+        d = self.n_masses
+        xp = namespace(u)
+        q, momenta = u[:, :d], u[:, d:]
+        zero = q[:, :1] * 0
+        stretch = xp.concatenate([q, zero], 1) - xp.concatenate([zero, q], 1)
+        k, m = self._constant("k", u), self._constant("m", u)
+        return ((momenta**2 / (2 * m)).sum(1) / p[:, 1]) + p[:, 0] * (0.5 * k * stretch**2).sum(1)
+
+    def sample_params(self, n, random_state=None):
+        """Draw ``n`` rows of ``(stiffness_scale, mass_scale)``, log-uniform in
+        ``param_range``, float64."""
+        n = _check_count(n, "n")
+        rng = check_random_state(random_state)
+        low, high = (_check_positive(v, "param_range") for v in self.param_range)
+        return np.exp(rng.uniform(np.log(low), np.log(high), size=(n, 2)))
 
 
 class ElasticPendulum(ODESystem):

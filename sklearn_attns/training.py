@@ -13,29 +13,76 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from .conditions import Conditions
 from .corrections import rms
 
-__all__ = ["TeacherForcedData", "RolloutData", "EarlyStopping", "subnormals_flushed", "train_epochs"]
+__all__ = ["step_pairs", "TeacherForcedData", "RolloutData", "EarlyStopping", "subnormals_flushed", "train_epochs"]
 
 
 def _chunks(n, size):
     return (slice(i, min(i + size, n)) for i in range(0, n, size))
 
 
+def step_pairs(data, stride, data_dt, conditioned=False):
+    """All single coarse steps ``(u_t, u_{t+stride})`` of a
+    :class:`~sklearn_attns.trajectories.TrajectorySet`, with their
+    :class:`~sklearn_attns.conditions.Conditions` when ``conditioned`` (NumPy, float64)."""
+    u, u_next, t, params, inputs = [], [], [], [], []
+    for i, x in enumerate(data.X):
+        n_pairs = len(x) - stride
+        if n_pairs < 1:
+            continue
+        u.append(x[:-stride])
+        u_next.append(x[stride:])
+        if not conditioned:
+            continue
+        t.append(data.t0[i] + data_dt * np.arange(n_pairs))
+        if data.params is not None:
+            params.append(np.repeat(data.params[i][None], n_pairs, 0))
+        if data.inputs is not None:
+            windows = np.lib.stride_tricks.sliding_window_view(data.inputs[i], stride + 1, axis=0)
+            inputs.append(windows.transpose(0, 2, 1))  # (n_pairs, stride + 1, n_inputs)
+    conditions = None
+    if conditioned:
+        conditions = Conditions(np.concatenate(t), np.concatenate(params) if params else None,
+                                np.concatenate(inputs) if inputs else None)
+    return np.concatenate(u), np.concatenate(u_next), conditions
+
+
+def _as_tensors(conditions, device):
+    if conditions is None:
+        return None
+    return Conditions(*(None if value is None else torch.as_tensor(value, dtype=torch.float64, device=device)
+                        for value in (conditions.t, conditions.params, conditions.inputs)))
+
+
 class TeacherForcedData:
     """All single coarse steps ``(u_t, u_{t+stride})`` of the training trajectories.
 
     The base slopes ``S(u_t)`` are computed once here, not per epoch.
+
+    Parameters
+    ----------
+    data : TrajectorySet
+        The training trajectories (of any lengths) and their conditioning.
+    stride : int
+        Data steps per coarse step.
+    step : HybridStep
+        The base step (its ``dt`` and, for a conditioned system, its ``system``).
+    device : torch.device
+    batch_size : int
+        Rows per slope evaluation.
     """
 
-    def __init__(self, X, stride, step, device, batch_size):
-        n_traj, n_times, n_state = X.shape
-        u = torch.as_tensor(X[:, :-stride].reshape(-1, n_state), device=device, dtype=torch.float64)
-        u_next = torch.as_tensor(X[:, stride:].reshape(-1, n_state), device=device, dtype=torch.float64)
+    def __init__(self, data, stride, step, device, batch_size):
+        u, u_next, conditions = step_pairs(data, stride, step.dt / stride, conditioned=step.system is not None)
+        u = torch.as_tensor(u, device=device, dtype=torch.float64)
+        u_next = torch.as_tensor(u_next, device=device, dtype=torch.float64)
+        self.conditions = _as_tensors(conditions, device)
         slope = torch.empty_like(u)
         with torch.no_grad():
             for part in _chunks(len(u), max(batch_size, 1)):
-                slope[part] = step.slope(u[part])
+                slope[part] = step.slope(u[part], self._conditions(part))
         self.u, self.u_next, self.slope, self.device = u, u_next, slope, u.device
         self.residual = u_next - (u + step.dt * slope)
         # The paper's lambda, per component: residuals divided by their RMS have unit
@@ -45,9 +92,12 @@ class TeacherForcedData:
     def __len__(self):
         return len(self.u)
 
+    def _conditions(self, index):
+        return None if self.conditions is None else self.conditions.rows(index)
+
     def fit_scaling(self, step):
         """Return the network's ``input_mean, input_scale, output_scale`` (float64)."""
-        features = step.correction.features(self.u, self.slope, step.dt)
+        features = step.network_input(self.u, self.slope, self.conditions)
         mean, scale = features.mean(0), features.std(0)
         scale = torch.where(scale > 1e-12 * (mean.abs() + 1), scale, torch.ones_like(scale))
         output_scale = step.correction.output_scale(self.residual, self.slope, step.dt)
@@ -55,30 +105,34 @@ class TeacherForcedData:
 
     def batch_loss(self, step, index, loss_scale, input_noise, generator):
         u, slope, residual = self.u[index], self.slope[index], self.residual[index]
+        conditions = self._conditions(index)
         if input_noise:
             # Robustness experiment (paper Sec. 5(4)): perturb the input state.
             noise = torch.randn(u.shape, generator=generator, device="cpu", dtype=u.dtype).to(u.device)
             u = u + input_noise * noise
-            slope = step.slope(u)
+            slope = step.slope(u, conditions)
             residual = self.u_next[index] - (u + step.dt * slope)
-        delta = step.correction_delta(u, slope)
+        delta = step.correction_delta(u, slope, conditions)
         return (((delta - residual) / loss_scale) ** 2).mean()
 
 
 class RolloutData:
-    """Segments of ``rollout_steps + 1`` coarse states for unrolled multi-step training."""
+    """Segments of ``rollout_steps + 1`` coarse states for unrolled multi-step training
+    (autonomous systems; trajectories of any lengths)."""
 
-    def __init__(self, X, stride, rollout_steps, device):
-        n_traj, n_times, n_state = X.shape
+    def __init__(self, data, stride, rollout_steps, device):
         span = stride * rollout_steps
-        if n_times <= span:
+        segments = []
+        for x in data.X:
+            starts = np.arange(len(x) - span)
+            if len(starts):
+                segments.append(np.stack([x[s : s + span + 1 : stride] for s in starts]))
+        if not segments:
             raise ValueError(
                 f"rollout_steps={rollout_steps} needs trajectories longer than {span} data steps, "
-                f"got {n_times} times."
+                f"got at most {max(len(x) for x in data.X)} times."
             )
-        starts = np.arange(n_times - span)
-        segments = np.stack([X[:, s : s + span + 1 : stride] for s in starts], 1).reshape(-1, rollout_steps + 1, n_state)
-        self.segments = torch.as_tensor(segments, device=device, dtype=torch.float64)
+        self.segments = torch.as_tensor(np.concatenate(segments), device=device, dtype=torch.float64)
         self.device = self.segments.device
 
     def __len__(self):

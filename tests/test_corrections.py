@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-import sklearn_attns.estimator as estimator_module
+import sklearn_attns.rollout as rollout_module
 from sklearn_attns import AttNSSolver, HybridSolverRegressor, make_trajectories
 from sklearn_attns.corrections import CPU_BLOCK_BYTES, Rational, build_network, cpu_block_rows
 from sklearn_attns.integrators import get_integrator
@@ -113,7 +113,7 @@ def test_cpu_blocks_keep_the_hidden_layer_within_the_budget_per_thread(trained_c
         seen.append(network)
         return 7
 
-    monkeypatch.setattr(estimator_module, "cpu_block_rows", seven_rows)
+    monkeypatch.setattr(rollout_module, "cpu_block_rows", seven_rows)
     np.testing.assert_allclose(est.predict(X[:, 0], n_steps=5), whole, rtol=1e-6, atol=1e-9)
     assert seen == [network]
 

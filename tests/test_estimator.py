@@ -12,10 +12,10 @@ from sklearn.model_selection import GridSearchCV
 
 from sklearn_attns import AttNSSolver, HybridSolverRegressor, NeurVecSolver, make_trajectories
 from sklearn_attns.estimator import MAX_SCORE_ERROR
-from sklearn_attns.rollout import RolloutWarning
 from sklearn_attns.integrators import INTEGRATORS
 from sklearn_attns.metrics import trajectory_mse
 from sklearn_attns.persistence import load_model, save_model
+from sklearn_attns.rollout import RolloutWarning
 from sklearn_attns.systems import ODESystem, SpringMass
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")

@@ -23,8 +23,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_attns import HybridSolverRegressor, make_trajectories
 from sklearn_attns.corrections import CORRECTIONS
-from sklearn_attns.rollout import RolloutWarning
 from sklearn_attns.integrators import INTEGRATORS
+from sklearn_attns.rollout import RolloutWarning
 from sklearn_attns.systems import ODESystem, SpringMass
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
