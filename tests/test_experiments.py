@@ -435,6 +435,11 @@ def test_markdown_header_says_when_epochs_override_the_scale(tmp_path):
     assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--out", str(tmp_path), "--report"]) == 0
     header = (tmp_path / "appendix-d1.md").read_text(encoding="utf-8").splitlines()[2]
     assert header.startswith("Scale **tiny**: a smoke-test size"), header
+    # The solver's own choice of epochs is a valid override too.
+    assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--epochs", "auto", "--out", str(tmp_path),
+                 "--report"]) == 0
+    header = (tmp_path / "appendix-d1.md").read_text(encoding="utf-8").splitlines()[2]
+    assert header.startswith("Scale **tiny**, with max_epochs = 'auto' instead of its 2:"), header
 
 
 def _cli_error(capsys, *argv):
@@ -449,7 +454,8 @@ def _cli_error(capsys, *argv):
     ("--threads", "0", "expected a positive integer, got '0'"),
     ("--threads", "two", "expected a positive integer, got 'two'"),
     ("--epochs", "-1", "max_epochs"),
-    ("--epochs", "1.5", "expected an integer, got '1.5'"),
+    ("--epochs", "1.5", "max_epochs"),
+    ("--epochs", "many", "max_epochs"),
     ("--device", "bogus", "'bogus'"),
     ("--device", "tpu", "'tpu'"),
 ])

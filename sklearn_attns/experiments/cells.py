@@ -94,7 +94,7 @@ class Scale:
 
 
 def _change_text(name, before, after):
-    if name == "max_epochs":
+    if name == "max_epochs" and isinstance(after, int):
         return f"{after} training epoch{'s' if after != 1 else ''} instead of its {before}"
     return f"{name} = {after!r} instead of its {before!r}"
 

@@ -49,16 +49,17 @@ def _positive_int(value):
 
 
 def _epochs(value):
-    """``max_epochs`` of the solvers, checked by the solver's own rule."""
+    """``max_epochs`` of the solvers (a number, or a word such as ``auto``), checked by the
+    solver's own rule."""
     try:
-        number = int(value)
+        value = int(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+        pass
     try:
-        validate_parameter(HybridSolverRegressor._parameter_constraints, "max_epochs", number)
+        validate_parameter(HybridSolverRegressor._parameter_constraints, "max_epochs", value)
     except (ValueError, TypeError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return number
+    return value
 
 
 def _device(value):
@@ -87,7 +88,7 @@ def _add_run_options(parser, default_out, report=False):
     parser.add_argument("--device", type=_device, default="auto",
                         help="torch device: auto (default), cpu, cuda, cuda:N")
     parser.add_argument("--epochs", type=_epochs, metavar="N",
-                        help="training epochs (default: the scale's)")
+                        help="training epochs, or 'auto' for the solver's choice (default: the scale's)")
     parser.add_argument("--compile", action="store_true", help="run the networks through torch.compile")
     parser.add_argument("--threads", type=_positive_int, metavar="N",
                         help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
