@@ -445,7 +445,7 @@ DEMO = Experiment(
     _demo_cells, ("system", "d", "data", "method"),
     dict(kind="bars", panels=("system",), groups=None, series="method"),
     "Table 1 (AttNS, RK4, 50% of 5,000 trajectories).",
-    keep_paths=3,
+    keep_paths=1,
 )
 
 DEMO_SCALE = Scale(

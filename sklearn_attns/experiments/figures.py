@@ -265,5 +265,6 @@ def trajectories_chart(records, path, *, title="", components=None):
                       axes=axes)
     axes[0].get_legend().remove()
     _finish(figure, *axes[0].get_legend_handles_labels(),
-            f"{title}: {len(true)} test trajectories (reference solid, predictions dashed)", path)
+            f"{title}: {'a test trajectory' if len(true) == 1 else f'{len(true)} test trajectories'} "
+            "(reference solid, predictions dashed)", path)
     return path
