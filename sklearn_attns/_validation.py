@@ -151,7 +151,10 @@ class Interval:
         self.kind, self.left, self.right, self.closed = kind, left, right, closed
 
     def is_satisfied_by(self, value):
-        if isinstance(value, bool) or not isinstance(value, self.kind) or not np.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, self.kind):
+            return False
+        # Python ints of any size are finite (np.isfinite cannot convert those beyond int64).
+        if not isinstance(value, numbers.Integral) and not np.isfinite(value):
             return False
         if self.left is not None and (value < self.left or (value == self.left and self.closed in ("right",
                                                                                                     "neither"))):

@@ -30,7 +30,6 @@ FORMAT = "sklearn-attns-model"
 # Version 2 stores the parameters that shaped the fitted model (``model_params_``).
 VERSION = 2
 _FITTED_LISTS = ("loss_curve_", "validation_scores_")
-_SCALING_BUFFERS = ("input_mean", "input_scale", "output_scale")
 _BUILTIN_SYSTEMS = ("SpringMass", "ElasticPendulum", "KLinkPendulum")
 
 
@@ -345,28 +344,12 @@ def _restore(metadata, weights, train_indices, system):
     if stored_system:
         # Built-in systems check their parameters when used: use this one once.
         system.rhs(system.sample_initial_conditions(1, random_state=0))
-    network = fitted["model_params_"]
-
-    # The stored parameters size the network that is built before the weights are checked
-    # against it: parameters that no stored weights could fill would allocate without bound.
-    for key, array in weights.items():
-        # The scaling buffers are float64 whatever the network's dtype.
-        expected = np.float64 if key in _SCALING_BUFFERS else np.dtype(network.get("dtype"))
-        if array.dtype != expected:
-            raise ValueError(f"weight {key!r} has dtype {array.dtype}, expected {np.dtype(expected)}.")
-    n_values = sum(array.size for array in weights.values())
-    if network["correction"] != "none":
-        if max(n_features, network["width"]) > n_values:
-            raise ValueError(f"n_features_in_={n_features} and width={network['width']} do not fit the "
-                             f"{n_values} stored weights.")
-        if network.get("depth", 1) > len(weights):
-            raise ValueError(f"depth={network['depth']} does not fit the {len(weights)} stored weight arrays.")
-    if train_indices.ndim != 1 or train_indices.dtype.kind not in "iu" or (train_indices < 0).any():
-        raise ValueError("train_indices_ must be a 1-D array of non-negative integers.")
+    # The arrays' names, shapes and dtypes were checked against model_params_ as they were read.
+    if (train_indices < 0).any():
+        raise ValueError("train_indices_ must be non-negative.")
 
     arrays = {f"weight/{key}": array.copy() for key, array in weights.items()}
-    estimator._restore_fitted({**fitted, "model_params_": network}, {**arrays, "train_indices_": train_indices},
-                              device)
+    estimator._restore_fitted(fitted, {**arrays, "train_indices_": train_indices}, device)
     return estimator
 
 
