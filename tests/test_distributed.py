@@ -51,15 +51,6 @@ def client():
     cluster.close()
 
 
-@pytest.fixture
-def one_torch_thread():
-    previous = limit_torch_threads(1)
-    yield
-    limit_torch_threads(previous)
-
-
-
-
 def _solver(system):
     return AttNSSolver(system=system, dt=0.2, data_dt=0.1, width=16, max_epochs=3, batch_size=64,
                        device="cpu", random_state=0)

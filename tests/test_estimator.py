@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from helpers import interrupt_training_after, subnormal_reads_as_zero
+from helpers import interrupt_training_after, plain_rollout, subnormal_reads_as_zero
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV
 
@@ -18,7 +18,8 @@ from sklearn_attns.persistence import load_model, save_model
 from sklearn_attns.rollout import RolloutWarning
 from sklearn_attns.systems import ODESystem, SpringMass
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +36,7 @@ def _fit(system, X, **params):
 
 
 def _plain_rollout(system, integrator, u0, dt, n_steps):
-    u, path = u0, [u0]
-    for _ in range(n_steps):
-        u = INTEGRATORS[integrator].step(system.rhs, u, dt)
-        path.append(u)
-    return np.stack(path, 1)
+    return plain_rollout(system.rhs, integrator, u0, dt, n_steps)
 
 
 @pytest.mark.parametrize("integrator", sorted(INTEGRATORS))
@@ -233,22 +230,24 @@ def test_cuda_request_without_cuda_is_a_clear_error(chain, monkeypatch):
 
 
 def test_model_fitted_on_gpu_loads_on_a_cpu_only_machine(chain, monkeypatch):
+    """The restored model predicts what the fitted one did (on the GPU: up to float32
+    rounding of other kernels; marked on the CPU: bit for bit, the same weights and device)."""
     system, X, _ = chain
-    if torch.cuda.is_available():  # a real GPU: fit there
+    on_gpu = torch.cuda.is_available()
+    if on_gpu:  # a real GPU: fit there
         est = _fit(system, X, device="cuda", max_epochs=2)
     else:  # no GPU here: mark a CPU fit as made on one; the stored tensors are what differs not
         est = _fit(system, X, max_epochs=2)
+    expected = est.predict(X[:3, 0], 10)
+    if not on_gpu:
         est.device_ = torch.device("cuda:0")
-    expected = pickle.loads(pickle.dumps(est)).predict(X[:3, 0], 10) if torch.cuda.is_available() else None
     blob = pickle.dumps(est)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.warns(UserWarning, match="CUDA is not available here"):
         restored = pickle.loads(blob)
     assert restored.device_ == torch.device("cpu")
-    predicted = restored.predict(X[:3, 0], 10)
-    if expected is not None:
-        np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
-    assert np.isfinite(predicted).all()
+    tolerance = 1e-5 if on_gpu else 0
+    np.testing.assert_allclose(restored.predict(X[:3, 0], 10), expected, rtol=tolerance, atol=tolerance / 10)
 
 
 def test_safe_format_round_trip_and_corruption(chain, tmp_path):
@@ -297,7 +296,8 @@ def test_table2_sequence_modules_start_at_zero_and_learn(chain, module):
     untrained = _fit(system, X, module=module, width=16, max_epochs=0)
     np.testing.assert_allclose(untrained.predict(X[:3, 0], 10), _plain_rollout(system, "rk4", X[:3, 0], 0.2, 10),
                                rtol=1e-12, atol=1e-12)
-    trained = _fit(system, X, module=module, width=16, max_epochs=20, learning_rate=3e-3)
+    # 20 trajectories in batches of 32: 13 updates an epoch, enough for the loss to halve in 10.
+    trained = _fit(system, X[:20], module=module, width=16, max_epochs=10, batch_size=32, learning_rate=1e-2)
     assert trained.loss_curve_[-1] < 0.5 * trained.loss_curve_[0]
 
 

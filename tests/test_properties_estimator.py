@@ -35,7 +35,8 @@ from sklearn_attns.metrics import trajectory_mse
 from sklearn_attns.rollout import RolloutWarning
 from sklearn_attns.systems import ODESystem, SpringMass
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 # This module's fits are the slowest: a minute before a call counts as hanging.

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from sklearn_attns import HybridSolverRegressor, make_trajectories
 from sklearn_attns.systems import SpringMass
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+              pytest.mark.usefixtures("one_torch_thread")]
 SYSTEM = SpringMass(n_masses=2)
 X = make_trajectories(SYSTEM, n_trajectories=6, t_end=0.4, dt=0.1, fine_dt=0.01, random_state=0)
 
