@@ -187,9 +187,11 @@ def test_blow_up_warns_and_score_stays_finite(chain):
 
 
 def test_plain_rhs_callable_takes_n_state_from_data(chain):
-    _, X, _ = chain
+    system, X, _ = chain
     est = HybridSolverRegressor(system=SpringMass(n_masses=3).rhs, correction="none", device="cpu").fit(X)
     assert est.n_features_in_ == 6
+    np.testing.assert_allclose(est.predict(X[:4, 0], 10), _plain_rollout(system, "rk4", X[:4, 0], 0.2, 10),
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_predict_before_fit_raises_not_fitted(chain):
