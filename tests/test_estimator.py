@@ -31,7 +31,8 @@ def chain():
 
 
 def _fit(system, X, **params):
-    defaults = dict(system=system, dt=0.2, width=64, max_epochs=20, batch_size=128, device="cpu", random_state=0)
+    defaults = dict(system=system, dt=0.2, width=64, max_epochs=20, batch_size=128, device="cpu",
+                    random_state=0)
     return HybridSolverRegressor(**{**defaults, **params}).fit(X)
 
 
@@ -166,8 +167,8 @@ def test_ctrl_c_reaches_the_caller_and_keeps_the_best_model_so_far(chain):
 
 def test_ctrl_c_stops_a_grid_search(chain):
     system, X, _ = chain
-    search = GridSearchCV(HybridSolverRegressor(system=system, width=8, max_epochs=3, batch_size=400, device="cpu"),
-                          {"width": [8, 16]}, cv=2)
+    solver = HybridSolverRegressor(system=system, width=8, max_epochs=3, batch_size=400, device="cpu")
+    search = GridSearchCV(solver, {"width": [8, 16]}, cv=2)
     with interrupt_training_after(2), pytest.raises(KeyboardInterrupt), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         search.fit(X)
@@ -296,14 +297,15 @@ def test_predict_keeps_every_kth_state_or_only_the_final_one(chain):
 def test_table2_sequence_modules_start_at_zero_and_learn(chain, module):
     system, X, X_test = chain
     untrained = _fit(system, X, module=module, width=16, max_epochs=0)
-    np.testing.assert_allclose(untrained.predict(X[:3, 0], 10), _plain_rollout(system, "rk4", X[:3, 0], 0.2, 10),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(untrained.predict(X[:3, 0], 10),
+                               _plain_rollout(system, "rk4", X[:3, 0], 0.2, 10), rtol=1e-12, atol=1e-12)
     # 20 trajectories in batches of 32: 13 updates an epoch, enough for the loss to halve in 10.
     trained = _fit(system, X[:20], module=module, width=16, max_epochs=10, batch_size=32, learning_rate=1e-2)
     assert trained.loss_curve_[-1] < 0.5 * trained.loss_curve_[0]
 
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="needs a CUDA GPU (run on a GPU machine)")
 
 
 @needs_cuda
@@ -312,7 +314,8 @@ def test_cuda_fit_agrees_with_cpu_fit(chain):
     cpu = _fit(system, X, max_epochs=2, dtype="float64")
     gpu = _fit(system, X, max_epochs=2, dtype="float64", device="cuda")
     assert gpu.device_.type == "cuda"
-    np.testing.assert_allclose(gpu.predict(X_test[:, 0], 20), cpu.predict(X_test[:, 0], 20), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(gpu.predict(X_test[:, 0], 20), cpu.predict(X_test[:, 0], 20), rtol=1e-6,
+                               atol=1e-8)
     plain = _fit(system, X, correction="none", device="cuda")
     np.testing.assert_allclose(plain.predict(X[:, 0], 20), _plain_rollout(system, "rk4", X[:, 0], 0.2, 20),
                                rtol=1e-12, atol=1e-12)

@@ -57,6 +57,22 @@ def test_fit_bad_param(name, value):
     assert named(info.value, name), str(info.value)
 
 
+BEYOND_INT64 = [(name, -2**63 - 1) for name in ("depth", "width", "batch_size", "max_epochs", "rollout_steps",
+                                                "n_iter_no_change")]
+BEYOND_INT64 += [(name, -10**400) for name in ("dt", "learning_rate", "tol")]
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="Interval.is_satisfied_by (sklearn_attns/_validation.py) calls np.isfinite on a "
+                          "Python int beyond int64, whose TypeError names no parameter")
+@pytest.mark.parametrize("name, value", BEYOND_INT64)
+def test_fit_names_integers_beyond_int64(name, value):
+    """An int below -2**63 is as wrong as -1, and the error must say which parameter it is."""
+    with pytest.raises((ValueError, TypeError)) as info:
+        small(**{name: value}).fit(X)
+    assert named(info.value, name), str(info.value)
+
+
 @pytest.mark.parametrize(
     "X0", [np.ones(4), np.ones((2, 3, 4)), 1.0, "abc", np.ones((2, 4), complex), np.ones((0, 4))]
 )

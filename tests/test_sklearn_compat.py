@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _small(**params):
-    defaults = dict(system=damping, dt=0.1, width=8, max_epochs=2, batch_size=64, device="cpu", random_state=0)
+    defaults = dict(system=damping, dt=0.1, width=8, max_epochs=2, batch_size=64, device="cpu",
+                    random_state=0)
     return HybridSolverRegressor(**{**defaults, **params})
 
 
@@ -31,7 +32,7 @@ EXPECTED_FAILED = {
     "check_regressors_train": "predict returns trajectories (n, n_steps+1, n_state), not y of shape (n,)",
     "check_regressor_data_not_an_array": "predict returns trajectories, compared with y by the check",
     "check_supervised_y_2d": "y is ignored: the targets are the trajectories themselves",
-    "check_supervised_y_no_nan": "y is ignored (the targets are the trajectories), so an inf in y is no error",
+    "check_supervised_y_no_nan": "y is ignored (the targets are the trajectories): an inf in y is no error",
 }
 
 
@@ -121,5 +122,6 @@ def test_pickle_and_joblib_round_trips_predict_identically(chain_data, tmp_path)
     restored = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(restored.predict(X[:5, 0], n_steps=10), expected)
     joblib.dump(est, tmp_path / "solver.joblib")
-    np.testing.assert_array_equal(joblib.load(tmp_path / "solver.joblib").predict(X[:5, 0], n_steps=10), expected)
+    loaded = joblib.load(tmp_path / "solver.joblib")
+    np.testing.assert_array_equal(loaded.predict(X[:5, 0], n_steps=10), expected)
     assert restored.loss_curve_ == est.loss_curve_
