@@ -50,14 +50,6 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints",
 # under -W. Other projects' objects are left unlinked (the build reaches no network).
 nitpicky = True
 nitpick_ignore_regex = [(r"py:.*", r"(sklearn|joblib|matplotlib|numpy|scipy|torch|dask|ray)(\..*)?")]
-# Public names that the API reference does not list yet (each one here is a page to add
-# to api.rst, then to remove from this list).
-nitpick_ignore = [
-    ("py:func", "subnormals_flushed"),
-    ("py:class", "sklearn_attns.conditions.Conditions"),
-    ("py:class", "sklearn_attns.systems.ParametricSpringMass"),
-    ("py:func", "sklearn_attns.trajectories.from_solve_ivp"),
-]
 
 # -- autodoc / autosummary / numpydoc ------------------------------------------------------
 
