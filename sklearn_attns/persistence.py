@@ -368,7 +368,7 @@ def _estimator_class(name):
 def _check_model_params(params, cls):
     """Check ``model_params_`` against what ``cls`` writes for them (the keys its correction
     and module use, each value allowed by its parameter constraints); return the correction."""
-    base = {"integrator", "dt", "correction", "n_conditioning", "n_fields", "boundary"}
+    base = {"integrator", "dt", "correction", "n_conditioning", "n_fields", "boundary", "spacing"}
     required = {"integrator", "dt", "correction", "n_conditioning"}
     if not isinstance(params, dict) or not required <= set(params):
         raise ValueError(f"model_params_ must be an object with the keys {sorted(required)}, got {params!r}.")
