@@ -149,6 +149,21 @@ def test_best_is_the_fastest_curve_and_base_is_the_hybrids_own():
     assert result.speedup("h", "dop853").value == pytest.approx(best.value)
 
 
+def test_a_cheaper_and_more_accurate_curve_caps_the_best_speedup():
+    """dop853's coarsest step (error 1e-12 in 0.02 s) beats the hybrid (1e-8 in 0.01 s) in
+    accuracy and undercuts rk4's interpolated time: against the best, the speed-up is at
+    most 0.02 / 0.01, however fast rk4 would be."""
+    rows = power_law_rows(C=1e-11, method="rk4") + [
+        dict(method="dop853", family="classical", step=0.1, seconds=0.02, error=1e-12),
+        dict(method="dop853", family="classical", step=0.05, seconds=0.04, error=1e-15),
+        dict(method="h", family="hybrid", step=0.1, base="rk4", seconds=0.01, error=1e-8),
+    ]
+    best = WorkPrecision(rows).speedup("h", "best")
+    assert best.against == "dop853" and best.status == "above range" and np.isnan(best.value)
+    assert best.bound == pytest.approx(2.0)
+    assert WorkPrecision(rows).speedup("h", "base").value == pytest.approx((1e-11 / 1e-8) ** 0.25 / 0.01)
+
+
 def test_rows_are_checked_and_unknown_labels_named():
     with pytest.raises(ValueError, match="lacks"):
         WorkPrecision([dict(method="x", family="classical", step=0.1, seconds=1.0)])
@@ -170,6 +185,36 @@ def test_classical_errors_fall_with_the_integrators_order(pendulum, backend):
         errors = [row["error"] for row in result.curves()[name]]
         ratios = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
         assert ratios == pytest.approx(2 * order, abs=0.5), (name, errors)
+
+
+def test_several_backends_give_one_curve_each_and_base_takes_the_fastest(pendulum):
+    system, X = pendulum
+    log = []
+    result = work_precision(X, DT, {"h": SleepySolver(X, DT / 2, 0, log=log)}, system=system,
+                            classical={"rk4": (1, 2, 4)}, reference_tolerances=(), repeats=1,
+                            backend=("numpy", "torch"))
+    curves = result.curves()
+    assert set(curves) == {"rk4 (numpy)", "rk4 (torch)"}
+    np.testing.assert_allclose([r["error"] for r in curves["rk4 (numpy)"]],
+                               [r["error"] for r in curves["rk4 (torch)"]], rtol=1e-8)
+    plain = min(r["seconds"] for name in curves for r in curves[name] if r["step"] == DT / 2)
+    hybrid = result.rows[0]["seconds"]
+    assert result.cost_model("h")["c_net_over_c_step"] == pytest.approx(hybrid / plain - 1)
+    # The controlled solver is exact: more accurate than every classical step measured.
+    finest = min(curves[name][-1]["seconds"] for name in curves)
+    speedup = result.speedup("h", "base")
+    assert speedup.status == "below range" and speedup.bound == pytest.approx(finest / hybrid)
+
+
+@pytest.mark.slow
+def test_compiled_classical_steps_match_numpy(pendulum):
+    """torch.compile of the classical step (about 20 s of compilation per method on a CPU)."""
+    system, X = pendulum
+    result = work_precision(X, DT, system=system, classical={"rk4": (1, 2)}, reference_tolerances=(),
+                            repeats=1, backend=("numpy", "torch-compile"))
+    curves = result.curves()
+    np.testing.assert_allclose([r["error"] for r in curves["rk4 (numpy)"]],
+                               [r["error"] for r in curves["rk4 (torch-compile)"]], rtol=1e-8)
 
 
 def test_the_reference_gains_accuracy_with_its_tolerance(pendulum):
@@ -209,8 +254,9 @@ def test_bad_arguments_are_named(pendulum):
     system, X = pendulum
     with pytest.raises(ValueError, match=r"solvers\['odd'\]\.dt"):
         work_precision(X, DT, {"odd": SleepySolver(X, 0.03, 0)}, system=system)
-    with pytest.raises(ValueError, match="backend"):
-        work_precision(X, DT, system=system, backend="jax")
+    for backend in ("jax", (), ("numpy", "cuda")):
+        with pytest.raises(ValueError, match="backend"):
+            work_precision(X, DT, system=system, backend=backend)
     with pytest.raises(ValueError, match="system is required"):
         work_precision(X, DT)
     with pytest.raises(TypeError, match="solvers"):
