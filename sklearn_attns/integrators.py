@@ -37,8 +37,9 @@ class Integrator:
     order : int
         Global order of convergence.
     c : tuple of float, default=None
-        Nodes (stage times as fractions of the step). Autonomous systems never use them;
-        given, they are checked against the row sums of ``a``; None sets them to those sums.
+        Nodes, the stages' times within a step as fractions of it (:attr:`nodes`, used by
+        time-dependent systems). Given, they are checked against the row sums of ``a``
+        (and kept: a tableau's exact nodes); None sets them to those sums.
 
     Raises
     ------
@@ -84,7 +85,7 @@ class Integrator:
             raise ValueError(f"{where}: the coefficients must be finite.")
         row_sums = tuple(math.fsum(row) for row in self.a)
         if self.c is None:
-            object.__setattr__(self, "c", row_sums)
+            object.__setattr__(self, "c", tuple(float(node) for node in row_sums))
         else:
             if len(self.c) != n_stages:
                 raise ValueError(f"{where}: c must hold one node per stage ({n_stages}), got {len(self.c)}.")
@@ -92,6 +93,7 @@ class Integrator:
                 if not _close(node, total, row):
                     raise ValueError(f"{where}: c[{i}]={node!r} differs from the sum of row {i} of a "
                                      f"({total!r}).")
+            object.__setattr__(self, "c", tuple(float(node) for node in self.c))
         conditions = [("sum(b) == 1", self.b, 1.0)]
         if self.order >= 2:
             conditions.append(("sum(b * c) == 1/2", [w * node for w, node in zip(self.b, row_sums)], 0.5))
@@ -101,8 +103,8 @@ class Integrator:
 
     @property
     def nodes(self):
-        """The stages' times within a step, as fractions of it: ``c_i = sum_j a_ij``."""
-        return tuple(float(sum(row)) for row in self.a)
+        """The stages' times within a step, as fractions of it: ``c_i = sum_j a_ij`` (:attr:`c`)."""
+        return self.c
 
     def increment(self, rhs, u, dt, at_nodes=False):
         """Return the integration term ``S(f, u, dt)`` (Table 5 of the paper, over dt).

@@ -231,6 +231,9 @@ def _common_system(system, solvers, n_state):
             raise ValueError("the solvers have different systems; pass system= to choose the classical one.")
         system = found[0]
     system = as_system(system, n_state)
+    if getattr(system, "conditioned", False):
+        raise ValueError("work_precision compares solvers of autonomous systems; "
+                         f"{system.label} is conditioned (parameters, inputs or time).")
     if system.n_state is not None and system.n_state != n_state:
         raise ValueError(f"X_test has n_state={n_state} but system has n_state={system.n_state}.")
     return system
@@ -274,7 +277,8 @@ def _stepper(system, integrator, backend):
         return lambda u0, h, substeps, n_steps: _integrate_linear(operator, integrator, u0, h, substeps,
                                                                   n_steps)
     if backend == "numpy":
-        return lambda u0, h, substeps, n_steps: _integrate_batch(system, integrator, u0, h, substeps, n_steps)
+        return lambda u0, h, substeps, n_steps: _integrate_batch(system, integrator, u0, h, substeps, n_steps,
+                                                                 None)
     torch = importlib.import_module("torch")
 
     def step(u, h):
