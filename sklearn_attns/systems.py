@@ -29,7 +29,7 @@ from ._validation import check_states as _check_states
 from .grids import GridLayout, roll
 
 __all__ = ["ODESystem", "SpringMass", "ParametricSpringMass", "ElasticPendulum", "KLinkPendulum", "Burgers",
-           "FitzHughNagumo", "GrayScott", "as_system", "linear_operator_of"]
+           "FitzHughNagumo", "GrayScott", "GravitationalNBody", "as_system", "linear_operator_of"]
 
 
 class ODESystem(BaseEstimator):
@@ -898,3 +898,177 @@ def as_system(system, n_state=None):
     if callable(system):
         return ODESystem(rhs=system, n_state=n_state)
     raise TypeError(f"system must be an ODESystem or a callable rhs(u), got {type(system).__name__}.")
+
+
+class GravitationalNBody(ODESystem):
+    """Softened gravitational N-body problem in the plane or in space: a costly right-hand side.
+
+    State ``u = (q, v)``: the ``n_bodies x dim`` positions, body by body (``x_1, y_1, x_2,
+    ...``), then the velocities in the same layout; ``n_state = 2 n_bodies dim``::
+
+        q_i'' = G sum_{j != i} m_j (q_j - q_i) / (|q_j - q_i|^2 + eps^2)^(3/2)
+
+    Every evaluation visits all ``n_bodies^2`` pairs, so the right-hand side costs
+    ``O(n_bodies^2)`` per state while a correction network's cost grows with ``n_state``
+    only: the regime where a hybrid solver's fewer steps can pay for its network.
+    Plummer softening ``eps`` keeps close encounters finite; ``softening=0`` is Newton's law.
+
+    Parameters
+    ----------
+    n_bodies : int, default=8
+        Number of bodies, at least 2.
+    dim : {2, 3}, default=2
+        Dimension of space.
+    softening : float, default=0.1
+        Softening length ``eps``.
+    gravity : float, default=1.0
+        Gravitational constant ``G``.
+    masses : array-like of shape (n_bodies,), default=None
+        Masses; None gives a central body of mass 1 and the others ``0.001`` each (light
+        enough that encounters between them rarely eject one).
+    radii : tuple of float, default=(1.0, 2.0)
+        :meth:`sample_initial_conditions` puts bodies ``1 .. n_bodies - 1`` on orbits
+        around body 0 at radii drawn from ``U[radii]``.
+    perturbation : float, default=0.05
+        Relative size of the random departures from circular orbits (speed, radial
+        velocity and, in 3-D, height and vertical velocity).
+
+    Examples
+    --------
+    >>> from sklearn_attns.systems import GravitationalNBody
+    >>> system = GravitationalNBody(n_bodies=4)
+    >>> system.n_state
+    16
+    >>> u = system.sample_initial_conditions(3, random_state=0)
+    >>> system.rhs(u).shape
+    (3, 16)
+    >>> bool(abs(system.momentum(u)).max() < 1e-15)  # the centre of mass is at rest
+    True
+    """
+
+    def __init__(self, n_bodies=8, dim=2, softening=0.1, gravity=1.0, masses=None, radii=(1.0, 2.0),
+                 perturbation=0.05):
+        self.n_bodies = n_bodies
+        self.dim = dim
+        self.softening = softening
+        self.gravity = gravity
+        self.masses = masses
+        self.radii = radii
+        self.perturbation = perturbation
+
+    @property
+    def n_state(self):
+        return 2 * _check_count(self.n_bodies, "n_bodies", minimum=2) * self._dim()
+
+    def _dim(self):
+        if isinstance(self.dim, bool) or self.dim not in (2, 3):
+            raise ValueError(f"dim must be 2 or 3, got {self.dim!r}.")
+        return int(self.dim)
+
+    def _check_parameters(self):
+        radii = self.radii
+        try:
+            low, high = (float(r) for r in radii)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"radii must be a pair (low, high) of numbers, got {radii!r}.") from exc
+        if not 0 < low <= high < np.inf:
+            raise ValueError(f"radii must satisfy 0 < low <= high < inf, got {radii!r}.")
+        return {"softening": _check_non_negative(self.softening, "softening"),
+                "gravity": _check_positive(self.gravity, "gravity"), "radii": (low, high),
+                "perturbation": _check_non_negative(self.perturbation, "perturbation")}
+
+    def _masses(self):
+        n = _check_count(self.n_bodies, "n_bodies", minimum=2)
+        if self.masses is None:
+            return np.r_[1.0, np.full(n - 1, 0.001)]
+        try:
+            masses = np.asarray(self.masses, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"masses must be an array of real numbers: {exc}") from exc
+        if masses.shape != (n,):
+            raise ValueError(f"masses must have shape ({n},), got {masses.shape}.")
+        if not (np.all(np.isfinite(masses)) and np.all(masses > 0)):
+            raise ValueError("masses must be positive and finite.")
+        return masses
+
+    def _constants(self):
+        n, masses = self.n_bodies, self._masses()
+        eye = np.eye(n)
+        eps2 = self._parameter("softening") ** 2
+        # The diagonal gets 1 added: a body's own term has q_i - q_i = 0 and must not divide 0 by 0.
+        return {"g_masses": self._parameter("gravity") * masses, "masses": masses,
+                "pair_offset": eps2 + eye, "off_diagonal": 1.0 - eye}
+
+    def _split(self, u):
+        u = _check_states(u, self.n_state)
+        half = self.n_bodies * self._dim()
+        shape = (-1, self.n_bodies, self.dim)
+        return u[:, :half].reshape(shape), u[:, half:].reshape(shape)
+
+    def _pairs(self, q):
+        """``q_j - q_i`` at ``[b, i, j]`` and the softened squared distances (diagonal offset by 1)."""
+        diff = q[:, None, :, :] - q[:, :, None, :]
+        return diff, (diff**2).sum(-1) + self._constant("pair_offset", q)
+
+    def rhs(self, u):
+        xp = namespace(u)
+        q, v = self._split(u)
+        diff, r2 = self._pairs(q)
+        weights = self._constant("g_masses", q) / (r2 * xp.sqrt(r2))
+        acc = (diff * weights[..., None]).sum(2)
+        return xp.concatenate([v.reshape(len(u), -1), acc.reshape(len(u), -1)], 1)
+
+    def sample_initial_conditions(self, n, random_state=None):
+        """Bodies on perturbed near-circular orbits around body 0, in the centre-of-mass frame.
+
+        Radii from ``U[radii]``, phases from ``U[0, 2 pi)``; the speed is the circular
+        speed of the softened attraction of body 0, times ``1 + perturbation N(0, 1)``,
+        plus a radial (and in 3-D a vertical) component ``perturbation N(0, 1)`` times it.
+        The total momentum is zero and the centre of mass at the origin.
+        """
+        n = _check_count(n, "n")
+        rng = check_random_state(random_state)
+        bodies, d = self.n_bodies, self._dim()
+        masses, (low, high) = self._masses(), self._parameter("radii")
+        eps, noise = self._parameter("softening"), self._parameter("perturbation")
+        gm0 = self._parameter("gravity") * masses[0]
+        r = rng.uniform(low, high, size=(n, bodies - 1))
+        phase = rng.uniform(0.0, 2 * np.pi, size=(n, bodies - 1))
+        speed = np.sqrt(gm0 * r**2 / (r**2 + eps**2) ** 1.5) * (1 + noise * rng.normal(size=r.shape))
+        radial = noise * rng.normal(size=r.shape) * speed
+        out_of_plane = noise * rng.normal(size=(2, n, bodies - 1))
+        q, v = np.zeros((n, bodies, d)), np.zeros((n, bodies, d))
+        c, s = np.cos(phase), np.sin(phase)
+        q[:, 1:, 0], q[:, 1:, 1] = r * c, r * s
+        v[:, 1:, 0], v[:, 1:, 1] = radial * c - speed * s, radial * s + speed * c
+        if d == 3:
+            q[:, 1:, 2], v[:, 1:, 2] = out_of_plane[0] * r, out_of_plane[1] * speed
+        total = masses.sum()
+        q -= (masses[:, None] * q).sum(1, keepdims=True) / total
+        v -= (masses[:, None] * v).sum(1, keepdims=True) / total
+        return np.concatenate([q.reshape(n, -1), v.reshape(n, -1)], 1)
+
+    def energy(self, u):
+        """Kinetic plus softened potential energy ``-G sum_{i<j} m_i m_j / sqrt(r_ij^2 + eps^2)``."""
+        xp = namespace(u)
+        q, v = self._split(u)
+        masses = self._constant("masses", q)
+        _, r2 = self._pairs(q)  # off the diagonal, exactly r_ij^2 + eps^2
+        pairs = masses[:, None] * masses[None, :] * self._constant("off_diagonal", q)
+        potential = -0.5 * self._parameter("gravity") * (pairs / xp.sqrt(r2)).sum((1, 2))
+        return 0.5 * (masses[:, None] * v**2).sum((1, 2)) + potential
+
+    def momentum(self, u):
+        """Total momentum ``sum_i m_i v_i``, shape ``(n, dim)``."""
+        q, v = self._split(u)
+        return (self._constant("masses", q)[:, None] * v).sum(1)
+
+    def angular_momentum(self, u):
+        """Total angular momentum about the origin: shape ``(n,)`` in 2-D, ``(n, 3)`` in 3-D."""
+        xp = namespace(u)
+        q, v = self._split(u)
+        m = self._constant("masses", q)
+        if self.dim == 2:
+            return (m * (q[..., 0] * v[..., 1] - q[..., 1] * v[..., 0])).sum(1)
+        components = [q[..., i] * v[..., j] - q[..., j] * v[..., i] for i, j in ((1, 2), (2, 0), (0, 1))]
+        return (m[:, None] * xp.stack(components, -1)).sum(1)
