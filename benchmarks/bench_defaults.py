@@ -65,7 +65,8 @@ SYSTEMS = {
                     0.1, 0.1, None),
     "lorenz": (ODESystem(rhs=lorenz, n_state=3, initial_conditions=_uniform([-15, -20, 5], [15, 20, 40])),
                0.02, 0.02, None),
-    "lotka_volterra": (ODESystem(rhs=lotka_volterra, n_state=2, initial_conditions=_uniform([1, 0.5], [5, 3])),
+    "lotka_volterra": (ODESystem(rhs=lotka_volterra, n_state=2,
+                                 initial_conditions=_uniform([1, 0.5], [5, 3])),
                        0.2, 0.2, None),
     "fitzhugh_nagumo": (ODESystem(rhs=fitzhugh_nagumo, n_state=2,
                                   initial_conditions=_uniform([-2.5, -1], [2.5, 2])), 1.0, 0.5, None),
@@ -83,8 +84,8 @@ def data(name, n, seed):
     system, dt, data_dt, sample = SYSTEMS[name]
     rng = np.random.RandomState(seed)
     params = None if sample is None else sample(n, rng)
-    X = make_trajectories(system, n, t_end=20 * dt, dt=data_dt, fine_dt=min(1e-3, data_dt / 10), params=params,
-                          random_state=seed)
+    X = make_trajectories(system, n, t_end=20 * dt, dt=data_dt, fine_dt=min(1e-3, data_dt / 10),
+                          params=params, random_state=seed)
     return X, ({} if params is None else {"params": params})
 
 

@@ -511,8 +511,9 @@ class HybridStep(nn.Module):
     def with_network(self, network, input_mean, input_scale, output_scale):
         """This base step corrected by ``network`` with its standardisation (a new module;
         move it with ``.to(device)``)."""
-        return HybridStep(self.rhs, self.integrator, self.dt, self.correction, network, input_mean, input_scale,
-                          output_scale, self.linear_operator, self.system, self.network_sees_conditions)
+        return HybridStep(self.rhs, self.integrator, self.dt, self.correction, network, input_mean,
+                          input_scale, output_scale, self.linear_operator, self.system,
+                          self.network_sees_conditions)
 
     def compile(self):
         """Run the network through ``torch.compile`` (fuses the activation's many elementwise

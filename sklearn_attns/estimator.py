@@ -35,9 +35,17 @@ from ._validation import (
     validate_params,
 )
 from .conditions import ConditionSequence, n_conditioning
-from .corrections import ACTIVATIONS, CORRECTIONS, MODULES, HybridStep, build_network, get_correction, with_state
-from .grids import GridLayout, expand_fields, fit_field_scaling
+from .corrections import (
+    ACTIVATIONS,
+    CORRECTIONS,
+    MODULES,
+    HybridStep,
+    build_network,
+    get_correction,
+    with_state,
+)
 from .devices import DEVICE_NAMES, is_device_name, loadable_device, resolve_device
+from .grids import GridLayout, expand_fields, fit_field_scaling
 from .integrators import ALIASES, INTEGRATORS, Integrator, get_integrator
 from .metrics import trajectory_mse
 from .rhs_adapter import torch_rhs
@@ -256,7 +264,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     _parameter_constraints = {
         "system": [InstanceOf(ODESystem, "an ODESystem"), CallableValue("a picklable rhs(u) callable")],
         "dt": [Interval(numbers.Real, 0, None, closed="neither")],
-        "integrator": [Options([*INTEGRATORS, *ALIASES], ignore_case=True), InstanceOf(Integrator, "an Integrator")],
+        "integrator": [Options([*INTEGRATORS, *ALIASES], ignore_case=True),
+                       InstanceOf(Integrator, "an Integrator")],
         "correction": [Options(CORRECTIONS, ignore_case=True)],
         "data_fraction": [Interval(numbers.Real, 0, 1, closed="right")],
         "data_dt": [NoneValue(), Interval(numbers.Real, 0, None, closed="neither")],
@@ -383,8 +392,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             if layout is None:
                 raise ValueError("module='conv' needs a system with a grid layout (system.layout, a "
                                  "sklearn_attns.grids.GridLayout, as the PDE systems have).")
-            params.update(kernel_size=int(self.kernel_size), n_fields=layout.n_fields, boundary=layout.boundary,
-                          spacing=float(layout.spacing))
+            params.update(kernel_size=int(self.kernel_size), n_fields=layout.n_fields,
+                          boundary=layout.boundary, spacing=float(layout.spacing))
         return params
 
     def _check_warm_start(self, model_params):
@@ -393,9 +402,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         changed = sorted(name for name in set(fitted) | set(model_params)
                          if name not in ("integrator", "dt") and fitted.get(name) != model_params.get(name))
         if changed:
-            said = ", ".join(f"{name}={model_params.get(name)!r} (fitted: {fitted.get(name)!r})" for name in changed)
-            raise ValueError(f"warm_start=True continues the fitted network, but {said} changed it; set these "
-                             "back, or fit with warm_start=False to train a new network.")
+            said = ", ".join(f"{name}={model_params.get(name)!r} (fitted: {fitted.get(name)!r})"
+                             for name in changed)
+            raise ValueError(f"warm_start=True continues the fitted network, but {said} changed it; "
+                             "set these back, or fit with warm_start=False to train a new network.")
 
     # --- fitting --------------------------------------------------------------------------
 
@@ -431,10 +441,11 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         if system.n_state is not None and system.n_state != n_state:
             raise ValueError(f"X has n_state={n_state} but system has n_state={system.n_state}.")
         if data.lengths.max() <= stride:
-            raise ValueError(f"X needs more than dt/data_dt={stride} times per trajectory, got {data.lengths.max()}.")
+            raise ValueError(f"X needs more than dt/data_dt={stride} times per trajectory, "
+                             f"got {data.lengths.max()}.")
         if self.rollout_steps > 1 and system.conditioned:
-            raise ValueError("rollout_steps > 1 is not available for time-dependent, parametric or forced systems; "
-                             "use rollout_steps=1.")
+            raise ValueError("rollout_steps > 1 is not available for time-dependent, parametric or forced "
+                             "systems; use rollout_steps=1.")
         model_params = self._model_params(config, n_conditioning(system) if self.condition_network else 0)
         if warm:
             self._check_warm_start(model_params)
@@ -493,15 +504,18 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                 verbose=self.verbose, log=log,
             )
         except KeyboardInterrupt:
-            warnings.warn(f"training interrupted after {fitted['n_iter_']} complete epochs; the solver keeps the "
-                          "best weights so far.", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"training interrupted after {fitted['n_iter_']} complete epochs; the solver keeps "
+                          "the best weights so far.", RuntimeWarning, stacklevel=2)
             self._finish(step, stopper, fitted, validation is not None, restore=True)
             raise
-        self._finish(step, stopper, fitted, validation is not None, restore=validation is not None or diverged)
-        if not stopped and _still_improving(fitted["loss_curve_"][-stopper.patience * 2:], stopper.patience):
-            warnings.warn(f"max_epochs={max_epochs} reached while the training loss was still falling by more than "
-                          f"{CONVERGED_IMPROVEMENT:.0%} over the last {stopper.patience} epochs (n_iter_no_change); "
-                          "more epochs would probably help.", ConvergenceWarning, stacklevel=2)
+        self._finish(step, stopper, fitted, validation is not None,
+                     restore=validation is not None or diverged)
+        if not stopped and _still_improving(fitted["loss_curve_"][-stopper.patience * 2:],
+                                            stopper.patience):
+            warnings.warn(f"max_epochs={max_epochs} reached while the training loss was still falling by "
+                          f"more than {CONVERGED_IMPROVEMENT:.0%} over the last {stopper.patience} epochs "
+                          "(n_iter_no_change); more epochs would probably help.", ConvergenceWarning,
+                          stacklevel=2)
         return self
 
     def _training_budget(self, n_samples):
@@ -524,17 +538,17 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         """Indices of the training trajectories, and of the validation ones (or None)."""
         n_keep = int(np.floor(self.data_fraction * n_trajectories + 1e-9))
         if n_keep < 1:
-            raise ValueError(f"data_fraction={self.data_fraction} of {n_trajectories} trajectories leaves none to "
-                             "train on.")
+            raise ValueError(f"data_fraction={self.data_fraction} of {n_trajectories} trajectories "
+                             "leaves none to train on.")
         keep = np.sort(rng.permutation(n_trajectories)[:n_keep])
         if not (self.early_stopping and correction.uses_network):
             return keep, None
         n_val = int(np.ceil(self.validation_fraction * n_keep))
         if n_keep - n_val < 1:
-            raise ValueError(f"early_stopping with validation_fraction={self.validation_fraction} holds out {n_val} "
-                             f"of the {n_keep} trajectories used (data_fraction={self.data_fraction} of "
-                             f"{n_trajectories}), leaving none to train on; lower validation_fraction or give more "
-                             "trajectories.")
+            raise ValueError(f"early_stopping with validation_fraction={self.validation_fraction} holds out "
+                             f"{n_val} of the {n_keep} trajectories used (data_fraction={self.data_fraction} "
+                             f"of {n_trajectories}), leaving none to train on; lower validation_fraction or "
+                             "give more trajectories.")
         shuffled = rng.permutation(keep)
         return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
 
@@ -559,8 +573,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         """A fresh network with scaling fitted to ``data`` (the correction starts at zero)."""
         if model_params.get("module") == "conv":
             # Per field, pooled over the grid: every point shares its field's constants.
-            mean, scale, output_scale = fit_field_scaling(step.correction, data.u, data.slope, data.residual, step.dt,
-                                                          model_params["n_fields"])
+            mean, scale, output_scale = fit_field_scaling(step.correction, data.u, data.slope, data.residual,
+                                                          step.dt, model_params["n_fields"])
             n_points = data.u.shape[1] // model_params["n_fields"]
             mean, scale, output_scale = (expand_fields(v, n_points) for v in (mean, scale, output_scale))
         else:
@@ -623,7 +637,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         conditions = None
         if self.model_.system is not None:
             system = self.model_.system
-            params, inputs, t0 = check_conditions(system, len(u0), n_steps * self.stride_ + 1, params, inputs, t0)
+            params, inputs, t0 = check_conditions(system, len(u0), n_steps * self.stride_ + 1, params, inputs,
+                                                  t0)
             conditions = _condition_sequence(t0, params, inputs, self.model_.dt, self.stride_, self.device_)
         else:
             check_conditions(self.model_.system or as_system(self.system), len(u0), 1, params, inputs, None)
@@ -642,9 +657,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         if (params["boundary"] != "periodic" or layout is None or system.n_state != n_state
                 or layout.boundary != "periodic" or layout.n_fields != params["n_fields"]
                 or not np.isclose(layout.spacing, params["spacing"], rtol=1e-9)):
-            raise ValueError(f"X has {n_state} components, the solver was fitted on {self.n_features_in_}: a local "
-                             f"correction rolls out on another periodic domain when system is set to the same "
-                             f"equation there ({fitted}, n_state={n_state}), e.g. "
+            raise ValueError(f"X has {n_state} components, the solver was fitted on {self.n_features_in_}: "
+                             f"a local correction rolls out on another periodic domain when system is set to "
+                             f"the same equation there ({fitted}, n_state={n_state}), e.g. "
                              "set_params(system=Burgers(n_points=..., length=...)).")
         config = _Config(system, self.model_.dt, self.stride_, self.model_.integrator, self.model_.correction)
         step = _base_step(config, n_state, device=self.device_)
@@ -667,7 +682,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "model_")
         data = check_trajectory_set(X, self.model_.system or as_system(self.system), params, inputs, t0,
-                                    self.n_features_in_, min_times=self.stride_ + 1, owner=type(self).__name__)
+                                    self.n_features_in_, min_times=self.stride_ + 1,
+                                    owner=type(self).__name__)
         model = self.model_.compile() if self.compile else self.model_
         return -_rollout_error(model, data, self.stride_, self._rollout_batch(), self.device_)
 
@@ -680,8 +696,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
 
     # Fitted values stored as they are (JSON-able); ``model_`` is stored as its network
     # parameters and weights, ``device_`` as its name, ``train_indices_`` as an array.
-    _FITTED_VALUES = ("n_features_in_", "data_dt_", "stride_", "n_iter_", "best_loss_", "best_validation_score_",
-                      "loss_curve_", "validation_scores_", "model_params_")
+    _FITTED_VALUES = ("n_features_in_", "data_dt_", "stride_", "n_iter_", "best_loss_",
+                      "best_validation_score_", "loss_curve_", "validation_scores_", "model_params_")
     # What lives on the device, and is moved to the host when the estimator is exported.
     _DEVICE_DEPENDENT = ("model_",)
 
@@ -702,18 +718,21 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         params = values["model_params_"]
         correction = _correction(params["correction"], params.get("attention_input", "S"),
                                  params.get("state_input", False))
-        config = _Config(as_system(self.system), params["dt"], values["stride_"], get_integrator(params["integrator"]),
-                         correction)
-        weights = {k[len("weight/"):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("weight/")}
+        config = _Config(as_system(self.system), params["dt"], values["stride_"],
+                         get_integrator(params["integrator"]), correction)
+        weights = {k[len("weight/"):]: torch.as_tensor(v) for k, v in arrays.items()
+                   if k.startswith("weight/")}
         n_state = values["n_features_in_"]
         with warnings.catch_warnings():  # already said at fit time
             warnings.simplefilter("ignore", UserWarning)
-            step = _base_step(config, n_state, device=device, network_sees_conditions=params["n_conditioning"] > 0)
+            step = _base_step(config, n_state, device=device,
+                              network_sees_conditions=params["n_conditioning"] > 0)
         if config.correction.uses_network:
             network = _build_network(n_state, params)
             n_inputs = n_state * (2 if params["state_input"] else 1) + params["n_conditioning"]
             inputs = torch.empty(n_inputs, dtype=torch.float64)
-            step = step.with_network(network, inputs, inputs.clone(), torch.empty(n_state, dtype=torch.float64))
+            step = step.with_network(network, inputs, inputs.clone(),
+                                     torch.empty(n_state, dtype=torch.float64))
             step.load_state_dict(weights)
             step.network.eval()
         elif weights:
@@ -761,7 +780,8 @@ def _build_network(n_state, model_params):
     conditioning to the state; on a grid, a local network."""
     arguments = {k: v for k, v in model_params.items() if k in _NETWORK_ARGUMENTS}
     if model_params.get("module") == "conv":
-        layout = GridLayout(n_state // model_params["n_fields"], model_params["n_fields"], model_params["boundary"])
+        layout = GridLayout(n_state // model_params["n_fields"], model_params["n_fields"],
+                            model_params["boundary"])
         extra = layout.n_fields if model_params["state_input"] else 0
         network = build_network(n_state, layout=layout, extra_inputs=extra, **arguments)
         return network.to(_DTYPES[model_params["dtype"]])

@@ -18,8 +18,7 @@ import numpy as np
 import torch
 
 from . import systems as _systems
-from ._validation import check_count, check_positive
-from ._validation import validate_params
+from ._validation import check_count, check_positive, validate_params
 from .corrections import HybridStep, get_correction
 from .estimator import HybridSolverRegressor, _build_network, _Config
 from .grids import GridLayout
@@ -106,7 +105,8 @@ def save_model(estimator, path):
 def _check_path(path, mode):
     method = "write" if mode == "write" else "read"
     if not isinstance(path, (str, bytes, os.PathLike)) and not hasattr(path, method):
-        raise TypeError(f"path must be a str, a path-like object or a file object, got {type(path).__name__}.")
+        raise TypeError(f"path must be a str, a path-like object or a file object, "
+                        f"got {type(path).__name__}.")
 
 
 def load_model(path, system=None):
@@ -343,7 +343,8 @@ def _restore(metadata, weights, train_indices, system):
                          f"data_dt={estimator.data_dt}.")
     n_state = _systems.as_system(system).n_state
     if n_state is not None and n_state != n_features:
-        raise ValueError(f"the model was fitted on {n_features} state components, but the system has {n_state}.")
+        raise ValueError(f"the model was fitted on {n_features} state components, "
+                         f"but the system has {n_state}.")
     if stored_system:
         # Built-in systems check their parameters when used: use this one once.
         system.rhs(system.sample_initial_conditions(1, random_state=0))
@@ -379,8 +380,8 @@ def _check_model_params(params, cls):
     if params.get("module") == "conv":
         check_count(params.get("n_fields"), "n_fields")
         layout = GridLayout(params["n_fields"], params["n_fields"], params.get("boundary"))
-    config = _Config(_systems.ODESystem(layout=layout), params["dt"], None, get_integrator(params["integrator"]),
-                     correction)
+    config = _Config(_systems.ODESystem(layout=layout), params["dt"], None,
+                     get_integrator(params["integrator"]), correction)
     network = {k: v for k, v in params.items() if k not in base}
     _check_keys(params, cls(**network)._model_params(config, params["n_conditioning"]), "model_params_")
     return correction

@@ -529,7 +529,8 @@ class KLinkPendulum(ODESystem):
         return {"c": n - np.maximum.outer(idx, idx) + 1.0, "weight": np.arange(n, 0, -1, dtype=np.float64)}
 
     def _check_parameters(self):
-        return {"g": _check_non_negative(self.g, "g"), "theta_max": _check_non_negative(self.theta_max, "theta_max")}
+        return {"g": _check_non_negative(self.g, "g"),
+                "theta_max": _check_non_negative(self.theta_max, "theta_max")}
 
     def rhs(self, u):
         u = _check_states(u, self.n_state)

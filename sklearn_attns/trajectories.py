@@ -47,8 +47,10 @@ class TrajectorySet:
 
     def take(self, indices):
         """The trajectories ``indices`` (an integer array)."""
-        return TrajectorySet([self.X[i] for i in indices], None if self.params is None else self.params[indices],
-                             None if self.inputs is None else [self.inputs[i] for i in indices], self.t0[indices])
+        return TrajectorySet([self.X[i] for i in indices],
+                             None if self.params is None else self.params[indices],
+                             None if self.inputs is None else [self.inputs[i] for i in indices],
+                             self.t0[indices])
 
     def groups(self):
         """``(indices, X, params, inputs, t0)`` per length: equal-length trajectories stacked."""
@@ -89,8 +91,8 @@ def check_trajectory_set(X, system, params=None, inputs=None, t0=None, n_state=N
         trajectories = list(check_trajectories(X, n_state, min_times=min_times, owner=owner))
     n = len(trajectories)
     lengths = [len(x) for x in trajectories]
-    return TrajectorySet(trajectories, _check_params(params, system, n), _check_inputs(inputs, system, lengths),
-                         _check_t0(t0, n))
+    return TrajectorySet(trajectories, _check_params(params, system, n),
+                         _check_inputs(inputs, system, lengths), _check_t0(t0, n))
 
 
 def check_conditions(system, n, n_times, params=None, inputs=None, t0=None):
@@ -107,8 +109,8 @@ def _declared(value, name, count, what):
     declares ``n_name = 0``, required where it declares some."""
     if count == 0:
         if value is not None:
-            raise ValueError(f"{name} was given, but the system has n_{name}=0; declare n_{name} on the system "
-                             f"(ODESystem(..., n_{name}=...)) or leave {name} out.")
+            raise ValueError(f"{name} was given, but the system has n_{name}=0; declare n_{name} on the "
+                             f"system (ODESystem(..., n_{name}=...)) or leave {name} out.")
         return False
     if value is None:
         raise ValueError(f"{name} is required: the system has n_{name}={count} ({what}).")
@@ -203,11 +205,12 @@ def from_solve_ivp(solutions):
         if not getattr(solution, "success", True):
             raise ValueError(f"solutions[{i}] failed: {getattr(solution, 'message', '')}")
         if len(t) < 2:
-            raise ValueError(f"solutions[{i}] holds {len(t)} times; ask solve_ivp for t_eval with at least 2.")
+            raise ValueError(f"solutions[{i}] holds {len(t)} times; ask solve_ivp for t_eval with "
+                             "at least 2.")
         steps = np.diff(t)
         if not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
-            raise ValueError(f"solutions[{i}] is not equally spaced in time: pass t_eval=np.arange(t0, t1, dt) "
-                             "to solve_ivp.")
+            raise ValueError(f"solutions[{i}] is not equally spaced in time: "
+                             "pass t_eval=np.arange(t0, t1, dt) to solve_ivp.")
         X.append(y.T)
         t0.append(t[0])
         spacings.append(steps[0])

@@ -79,8 +79,8 @@ def plain_rk4(rhs, u0, params, t0, dt, n_steps, inputs=None):
 
 
 def small(**params):
-    defaults = dict(system=DUFFING, dt=0.2, data_dt=0.1, width=32, max_epochs=30, batch_size=128, device="cpu",
-                    random_state=0)
+    defaults = dict(system=DUFFING, dt=0.2, data_dt=0.1, width=32, max_epochs=30, batch_size=128,
+                    device="cpu", random_state=0)
     return AttNSSolver(**{**defaults, **params})
 
 
@@ -100,7 +100,8 @@ def test_a_forced_parametric_correction_beats_plain_rk4():
     plain = small(correction="none").fit(X_TRAIN, params=P_TRAIN, t0=T0_TRAIN)
     attns = small().fit(X_TRAIN, params=P_TRAIN, t0=T0_TRAIN)
     assert attns.model_params_["n_conditioning"] == 3  # t, and the two parameters
-    assert attns.score(X_TEST, params=P_TEST, t0=T0_TEST) > 10 * plain.score(X_TEST, params=P_TEST, t0=T0_TEST)
+    assert (attns.score(X_TEST, params=P_TEST, t0=T0_TEST)
+            > 10 * plain.score(X_TEST, params=P_TEST, t0=T0_TEST))
 
 
 def test_without_conditioning_the_network_sees_the_correction_input_alone():
@@ -141,7 +142,8 @@ def test_metadata_routing_carries_params_through_searches():
         search = GridSearchCV(small(max_epochs=2), {"dt": [0.1, 0.2]}, cv=3, n_jobs=2)
         search.fit(X_TRAIN, params=P_TRAIN, t0=T0_TRAIN)
         assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-        scores = cross_val_score(small(max_epochs=2), X_TRAIN, cv=3, params={"params": P_TRAIN, "t0": T0_TRAIN})
+        scores = cross_val_score(small(max_epochs=2), X_TRAIN, cv=3,
+                                 params={"params": P_TRAIN, "t0": T0_TRAIN})
     assert scores.shape == (3,) and (scores < 0).all()
 
 

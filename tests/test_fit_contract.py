@@ -26,7 +26,8 @@ X = make_trajectories(SYSTEM, n_trajectories=16, t_end=2.0, dt=0.2, fine_dt=1e-2
 
 
 def small(**params):
-    defaults = dict(system=SYSTEM, dt=0.2, width=16, max_epochs=2, batch_size=64, device="cpu", random_state=0)
+    defaults = dict(system=SYSTEM, dt=0.2, width=16, max_epochs=2, batch_size=64, device="cpu",
+                    random_state=0)
     return HybridSolverRegressor(**{**defaults, **params})
 
 

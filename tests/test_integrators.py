@@ -187,9 +187,12 @@ def test_stability_polynomial_and_slope_matrix_match_stepping_a_linear_system(na
     a = rng.normal(size=(dim, dim))
     u = rng.normal(size=(5, dim))
     integrator = get_integrator(name)
-    for matrix, expected in ((integrator.stability_polynomial(dt * a), integrator.step(lambda v: v @ a.T, u, dt)),
-                             (integrator.slope_matrix(a, dt), integrator.increment(lambda v: v @ a.T, u, dt))):
-        np.testing.assert_allclose(u @ matrix.T, expected, rtol=1e-10, atol=1e-10 * (1 + np.abs(expected).max()))
+    for matrix, expected in ((integrator.stability_polynomial(dt * a),
+                              integrator.step(lambda v: v @ a.T, u, dt)),
+                             (integrator.slope_matrix(a, dt),
+                              integrator.increment(lambda v: v @ a.T, u, dt))):
+        np.testing.assert_allclose(u @ matrix.T, expected, rtol=1e-10,
+                                   atol=1e-10 * (1 + np.abs(expected).max()))
 
 
 @given(seed=st.integers(0, 2**32 - 1), dim=st.integers(1, 6), dt=st.floats(1e-3, 2.0))
@@ -200,8 +203,10 @@ def test_stability_polynomial_and_slope_matrix_are_truncated_exponentials(name, 
     a = np.random.RandomState(seed).normal(size=(dim, dim))
     integrator, order = get_integrator(name), ORDERS[name]
     powers = [np.linalg.matrix_power(a, k) / math.factorial(k) for k in range(order + 1)]
-    for matrix, expected in ((integrator.stability_polynomial(dt * a), sum(dt**k * p for k, p in enumerate(powers))),
-                             (integrator.slope_matrix(a, dt), sum(dt ** (k - 1) * p for k, p in enumerate(powers) if k))):
+    for matrix, expected in ((integrator.stability_polynomial(dt * a),
+                              sum(dt**k * p for k, p in enumerate(powers))),
+                             (integrator.slope_matrix(a, dt),
+                              sum(dt ** (k - 1) * p for k, p in enumerate(powers) if k))):
         np.testing.assert_allclose(matrix, expected, rtol=1e-12, atol=1e-12 * (1 + np.abs(expected).max()))
 
 

@@ -19,8 +19,8 @@ X = make_trajectories(SHORT, 16, t_end=0.4, dt=0.02, fine_dt=1e-3, random_state=
 
 @pytest.fixture(scope="module")
 def local():
-    return AttNSSolver(system=SHORT, dt=0.04, data_dt=0.02, module="conv", width=8, max_epochs=20, batch_size=64,
-                       device="cpu", random_state=0).fit(X)
+    return AttNSSolver(system=SHORT, dt=0.04, data_dt=0.02, module="conv", width=8, max_epochs=20,
+                       batch_size=64, device="cpu", random_state=0).fit(X)
 
 
 def test_a_local_correction_beats_the_plain_solver(local):
