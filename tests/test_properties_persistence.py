@@ -99,10 +99,8 @@ def test_round_trip_keeps_predictions_and_parameters(config, numpy_scalars, seed
     params = {**SMALL, **config, "data_dt": 0.1, "random_state": seed}
     if numpy_scalars:  # NumPy scalars are valid parameters, and must be stored as well
         params.update(depth=np.int32(config["depth"]), dt=np.float64(config["dt"]),
-                      skip_connection=np.bool_(config["skip_connection"]), random_state=np.int64(seed))
-        # torch's LSTM and Transformer refuse a NumPy width: see issue 5's report
-        if config["module"] == "mlp":
-            params["width"] = np.int64(8)
+                      skip_connection=np.bool_(config["skip_connection"]), random_state=np.int64(seed),
+                      width=np.int64(8))
     estimator = HybridSolverRegressor(**params).fit(X)
     loaded = load_bytes(to_bytes(estimator))
     np.testing.assert_array_equal(predictions(loaded), predictions(estimator))
