@@ -78,14 +78,16 @@ def fit_score(system, X, meta, X_test, meta_test, **params):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 training trajectories, for a smoke run")
+    parser.add_argument("--cases", nargs="+", choices=("duffing", "duffing-raw-time", "chain"),
+                        default=("duffing", "duffing-raw-time", "chain"))
     args = parser.parse_args()
     n_train = 200 if args.quick else 1000
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
-    cases = (("forced Duffing, drive phase as time features", duffing_case),
-             ("forced Duffing, t as the time feature (the default)", duffing_raw_time_case),
-             ("parametric spring chain (10 masses)", chain_case))
-    for name, case in cases:
+    cases = {"duffing": ("forced Duffing, drive phase as time features", duffing_case),
+             "duffing-raw-time": ("forced Duffing, t as the time feature (the default)", duffing_raw_time_case),
+             "chain": ("parametric spring chain (10 masses)", chain_case)}
+    for name, case in (cases[key] for key in args.cases):
         system, X, meta, steps = case(n_train, 0)
         _, X_test, meta_test, _ = case(200, 1)
         plain, _ = fit_score(system, X, meta, X_test, meta_test, correction="none", **steps)
