@@ -214,8 +214,17 @@ def test_field_scaling_is_per_channel_and_pooled():
     assert expand_fields(output_scale, layout.n_points).shape == (32,)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Small batches train fastest on one thread (and are not slowed by a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("extra", [0, 2])
-def test_hybrid_step_with_a_conv_network_trains(extra):
+def test_hybrid_step_with_a_conv_network_trains(extra, one_torch_thread):
     """A short teacher-forced AttNS fit on FitzHugh-Nagumo lowers the scaled loss below half
     (the loss of the zero correction), with and without the state as extra input channels."""
     torch.manual_seed(0)
