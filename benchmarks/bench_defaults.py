@@ -74,8 +74,7 @@ SYSTEMS = {
 
 GRID = [
     dict(width=64, batch_size=128, max_epochs=100),
-    dict(width=1024, batch_size=128, max_epochs=100),
-    dict(width=256, batch_size=512, max_epochs=300),
+    dict(width=256, batch_size=128, max_epochs=100),
     dict(width=1024, batch_size=4096, max_epochs=30),  # the defaults before "auto"
 ]
 
