@@ -11,7 +11,7 @@ compiling to pay). Three things make it fast:
   then vectorises over the rows.
 * **One kernel for several fine steps.** ``torch.compile`` sees ``fuse`` consecutive fine
   steps as one graph and fuses their elementwise work.
-* **A graph rewrite before Inductor** (:func:`_column_major_inductor`): a right-hand side
+* **A graph rewrite before Inductor** (:func:`rewrite_for_columns`): a right-hand side
   that assembles its result with ``stack(..., dim=1)`` or ``cat(..., dim=1)`` would write
   it row by row, which Inductor's CPU code does not vectorise; the rewrite builds the
   same values column by column (``stack(..., 0).t()``). Small batched linear solves
@@ -244,9 +244,15 @@ _JOINS = tuple(function for function in (torch.stack, torch.cat, getattr(torch, 
 
 
 def _column_major_inductor(gm, example_inputs):
-    """A ``torch.compile`` backend: rewrite ``gm`` for column-major batches, then Inductor."""
+    """A ``torch.compile`` backend: :func:`rewrite_for_columns`, then Inductor."""
     from torch._inductor.compile_fx import compile_fx
 
+    return compile_fx(rewrite_for_columns(gm), example_inputs)
+
+
+def rewrite_for_columns(gm):
+    """Rewrite a captured graph (in place, and return it) so that its joins into 2-D
+    results build them column by column, and its small linear solves are elementwise."""
     graph = gm.graph
     for node in list(graph.nodes):
         if node.op != "call_function":
@@ -257,7 +263,7 @@ def _column_major_inductor(gm, example_inputs):
             _solve_elementwise(graph, node)
     graph.lint()
     gm.recompile()
-    return compile_fx(gm, example_inputs)
+    return gm
 
 
 def _value(node):
