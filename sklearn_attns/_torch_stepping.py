@@ -100,6 +100,10 @@ class TorchStepper:
         self.rows, self.device, self.compile, self.key = rows, torch.device(device), compile, key
         self.fuse = fused_steps(substeps)
 
+    @property
+    def description(self):
+        return f"torch steps on {self.device}" + (", compiled" if self.compile else "")
+
     def advance(self, u, n0, n_block, conditioning):
         """States after output intervals ``n0 .. n0 + n_block - 1``, from states ``u``
         ``(m, n_state)`` at output ``n0``: shape ``(m, n_block, n_state)``, float64 NumPy."""
@@ -314,6 +318,14 @@ def unrolled_solve(a, b, vector):
     ``a`` is ``(..., k, k)``; ``b`` is ``(..., k)`` when ``vector``, else ``(..., k, m)``.
     Agrees with ``torch.linalg.solve`` to rounding; a singular system gives non-finite
     values instead of an error.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_attns._torch_stepping import unrolled_solve
+    >>> a = torch.tensor([[[0.0, 2.0], [1.0, 1.0]]], dtype=torch.float64)  # needs a row swap
+    >>> unrolled_solve(a, torch.tensor([[4.0, 3.0]], dtype=torch.float64), vector=True)
+    tensor([[1., 2.]], dtype=torch.float64)
     """
     k = a.shape[-1]
     if vector:

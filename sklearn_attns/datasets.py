@@ -148,7 +148,20 @@ def make_trajectories(
     method is multiplication by its stability polynomial ``R(fine_dt A)``, so the
     ``dt / fine_dt`` fine steps between outputs are one product with ``R^k``. It agrees
     with stepping to about 1e-10 (rounding in the matrix power). Other systems step batch
-    by batch, spread over ``n_jobs`` processes.
+    by batch, spread over ``n_jobs`` processes (one thread each), a block of output times
+    at a time; with ``verbose``, a line every few seconds gives the progress, the rate and
+    an estimate of the time left. Memory stays that of the output, whatever the number of
+    fine steps.
+
+    The torch steps hold a batch as ``(n_state, rows)``, so that each state component is
+    contiguous across trajectories (the right-hand side sees the usual ``(rows,
+    n_state)`` view), and ``torch.compile`` fuses several fine steps into one vectorised
+    kernel; small batched ``torch.linalg.solve`` calls (up to 4 x 4) become elementwise
+    elimination. In one process this ran 3.5x (elastic pendulum), 12x (2-link pendulum)
+    and 3.8x (Lorenz-96, 40 variables) as fast as a plain NumPy RK4 loop (see the
+    benchmarks page). Worker processes import the system by name: a right-hand side
+    defined in the ``__main__`` of a script cannot be compiled there (dynamo cannot guard
+    on its globals), and steps eagerly with a warning; define it in an importable module.
 
     A conditioned system (see :class:`~sklearn_attns.systems.ODESystem`) is evaluated at
     each stage's time: within output interval ``n``, fine step ``j`` of ``k = dt / fine_dt``
@@ -441,31 +454,33 @@ def _choose_stepper(system, integrator, u0, conditioning, fine_dt, substeps, n_s
     n_workers = joblib.effective_n_jobs(n_jobs)
     numpy_stepper = _NumpyStepper(system, integrator, fine_dt, substeps)
     numpy_chunks = _even_chunks(n, max(n_workers, n * n_state // _CACHE_FRIENDLY_VALUES))
-    if device is None and compile is not True:
-        if compile is False or _numpy_seconds(numpy_stepper, u0, conditioning, numpy_chunks, n_steps,
-                                              n_workers) < _COMPILE_PAYS_AFTER_S:
+    if compile == "auto":
+        compile = _numpy_seconds(numpy_stepper, u0, conditioning, numpy_chunks, n_steps,
+                                 n_workers) >= _COMPILE_PAYS_AFTER_S
+        if device is None and not compile:
             return numpy_stepper, numpy_chunks, n_jobs
+        guessed = device is None  # the torch steps were not asked for: NumPy if the rhs needs it
+    elif device is None and not compile:
+        return numpy_stepper, numpy_chunks, n_jobs
+    else:
+        guessed = False
     from ._torch_stepping import TorchStepper, accepts_tensors
     from .devices import resolve_device
 
     resolved = resolve_device("cpu" if device is None else device)
     if not accepts_tensors(system, u0[:2], conditioning.rows(slice(0, 2)), resolved):
-        if device is None and compile == "auto":
+        if guessed:
             return numpy_stepper, numpy_chunks, n_jobs
         asked = "compile=True" if device is None else f"device={device!r}"
         raise ValueError(f"{asked} steps with torch, so system.rhs must accept torch tensors (float64) and "
                          "return one; write it with torch-compatible operations, or leave device and compile "
                          "out.")
-    if compile == "auto":
-        compile = _numpy_seconds(numpy_stepper, u0, conditioning, numpy_chunks, n_steps,
-                                 n_workers) >= _COMPILE_PAYS_AFTER_S
     if resolved.type == "cpu":
         rows = min(-(-n // n_workers), max(1, _TORCH_BATCH_VALUES // n_state))
     else:
         rows, n_jobs = min(n, _device_rows(resolved, system, substeps)), 1  # one process drives the device
     stepper = TorchStepper(system, integrator, fine_dt, substeps, rows, resolved, compile,
                            _system_key(system))
-    stepper.description = f"torch steps on {resolved}" + (", compiled" if compile else "")
     return stepper, [slice(start, min(start + rows, n)) for start in range(0, n, rows)], n_jobs
 
 
