@@ -44,6 +44,8 @@ _MAX_FUSED_STEPS = 4
 _MAX_UNROLLED_SOLVE = 4
 # A compiled call must agree with the eager one to this relative tolerance.
 _COMPILED_RTOL = 1e-10
+# Most bytes of states kept on the device before they are copied to the host.
+_STAGED_BYTES = 64 * 2**20
 
 _COMPILED = {}  # cache key -> the function that advances a batch by `fuse` fine steps
 
@@ -114,7 +116,7 @@ class TorchStepper:
         params = None if conditioning.params is None else to_device(_pad(conditioning.params, self.rows).T)
         offsets = [to_device(np.array([(j0 + j) * self.fine_dt for j in range(self.fuse)]))
                    for j0 in range(0, self.substeps, self.fuse)]
-        out = torch.empty((n_block, u.shape[1], self.rows), dtype=torch.float64, device=self.device)
+        out = np.empty((m, n_block, u.shape[1]))
         # On the CPU, one thread: processes share the cores (and a thread team spinning on
         # cores that other processes hold runs many times slower).
         threads = torch.get_num_threads()
@@ -125,10 +127,14 @@ class TorchStepper:
                 self._steps(function, v, params, offsets, out, n0, n_block, conditioning)
         finally:
             torch.set_num_threads(threads)
-        return out.permute(2, 0, 1)[:m].cpu().numpy()
+        return out
 
     def _steps(self, function, v, params, offsets, out, n0, n_block, conditioning):
         to_device = self._to_device
+        # States gather on the device and go to the host a few at a time (on a GPU one
+        # copy per output would stall it), at most _STAGED_BYTES of them.
+        staged = max(1, min(n_block, _STAGED_BYTES // (8 * v.numel())))
+        stage = torch.empty((staged, *v.shape), dtype=v.dtype, device=v.device)
         for k, n in enumerate(range(n0, n0 + n_block)):
             t = None
             if self.system.conditioned:
@@ -140,7 +146,10 @@ class TorchStepper:
                     window = _pad(conditioning.fine_inputs(n, j0, self.fuse), self.rows)
                     window = to_device(window.transpose(1, 2, 0))
                 v = function(v, t, offsets[i], params, window)
-            out[k] = v
+            stage[k % staged] = v
+            if k % staged == staged - 1 or k == n_block - 1:
+                first = k - k % staged
+                out[:, first : k + 1] = stage[: k + 1 - first].permute(2, 0, 1)[: len(out)].cpu().numpy()
 
     def _to_device(self, array):
         return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=self.device)

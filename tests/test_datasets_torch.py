@@ -111,6 +111,16 @@ def test_results_do_not_depend_on_the_blocks_of_output_times(monkeypatch, name, 
     np.testing.assert_array_equal(make_trajectories(system, **kwargs), one_at_a_time)
 
 
+def test_states_go_to_the_host_in_groups(monkeypatch):
+    """Outputs staged on the device 3 at a time, in blocks of 1, 8 and 11 outputs."""
+    system = ElasticPendulum()
+    kwargs = dict(device="cpu", compile=False, **COMMON)
+    monkeypatch.setattr(datasets, "_BLOCK_SECONDS", 1e9)
+    at_once = make_trajectories(system, **kwargs)
+    monkeypatch.setattr(torch_stepping, "_STAGED_BYTES", 3 * 8 * 4 * 7)
+    np.testing.assert_array_equal(make_trajectories(system, **kwargs), at_once)
+
+
 def test_progress_lines(monkeypatch, capsys):
     monkeypatch.setattr(datasets, "_BLOCK_SECONDS", 0.0)
     monkeypatch.setattr(datasets, "_PROGRESS_SECONDS", 0.0)
