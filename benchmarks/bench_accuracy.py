@@ -45,7 +45,8 @@ def fit_and_score(cls, X, X_test, **params):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run at a tenth of the sizes")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=8, help="epochs of part 1")
@@ -64,7 +65,8 @@ def main(argv=None):
                   compile=not args.no_compile)
     print(f"plain RK4 test MSE: {plain_rk4_mse(system, X_test, 0.2):.3g}")
 
-    mse, elapsed, solver = fit_and_score(AttNSSolver, X, X_test, max_epochs=args.epochs, random_state=0, **common)
+    mse, elapsed, solver = fit_and_score(AttNSSolver, X, X_test, max_epochs=args.epochs, random_state=0,
+                                         **common)
     verdict = "meets" if mse <= 1e-6 and elapsed <= 180 else "misses"
     print(f"[1] AttNS, {len(X)} trajectories, {solver.n_iter_} epochs: test MSE {mse:.3g}, "
           f"fit {elapsed:.1f} s ({verdict} the target MSE <= 1e-6 within 180 s)")
@@ -72,14 +74,16 @@ def main(argv=None):
     small = X[: 250 // scale]
     rows = {}
     for name, cls in (("AttNS", AttNSSolver), ("NeurVec", NeurVecSolver)):
-        results = [fit_and_score(cls, small, X_test, max_epochs=args.small_epochs, random_state=seed, **common)
+        results = [fit_and_score(cls, small, X_test, max_epochs=args.small_epochs, random_state=seed,
+                                 **common)
                    for seed in (0, 1, 2)]
         rows[name] = [r[0] for r in results]
         print(f"[2] {name}, {len(small)} trajectories, {args.small_epochs} epochs: test MSE per seed "
               + ", ".join(f"{m:.3g}" for m in rows[name])
               + f"; mean {np.mean(rows[name]):.3g}; fit {np.mean([r[1] for r in results]):.1f} s each")
     ratio = np.mean(rows["NeurVec"]) / np.mean(rows["AttNS"])
-    print(f"[2] NeurVec / AttNS mean test MSE: {ratio:.2f} (AttNS {'beats' if ratio > 1 else 'does not beat'} NeurVec)")
+    print(f"[2] NeurVec / AttNS mean test MSE: {ratio:.2f} "
+          f"(AttNS {'beats' if ratio > 1 else 'does not beat'} NeurVec)")
 
 
 if __name__ == "__main__":

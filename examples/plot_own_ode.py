@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_attns import AttNSSolver, HybridSolverRegressor, ODESystem, make_trajectories, mse_per_step
+from sklearn_attns import AttNSSolver, HybridSolverRegressor, ODESystem, make_trajectories
+from sklearn_attns.plotting import plot_error_over_time
 
 MU = 1.0
 
@@ -94,7 +95,6 @@ print(f"test MSE, AttNS + RK4 at dt={dt}: {-hybrid_rk4.score(X_test):.3g}")
 n_steps = X_test.shape[1] - 1
 paths_plain = plain.predict(X_test[:, 0], n_steps=n_steps)
 paths_hybrid = hybrid.predict(X_test[:, 0], n_steps=n_steps)
-times = dt * np.arange(n_steps + 1)
 
 fig, (ax_phase, ax_error) = plt.subplots(1, 2, figsize=(10, 4))
 ax_phase.plot(*X_test[0].T, "k-", lw=2, label="reference (RK4, fine step)")
@@ -102,10 +102,9 @@ ax_phase.plot(*paths_plain[0].T, "o--", ms=3, label="plain Euler")
 ax_phase.plot(*paths_hybrid[0].T, "s:", ms=3, label="AttNS + Euler")
 ax_phase.set(xlabel="x", ylabel="y", title="one test trajectory")
 ax_phase.legend(loc="center", fontsize="small")
-# Time 0 is the given initial state (error 0), so the curves start at the first step.
-ax_error.semilogy(times[1:], mse_per_step(X_test, paths_plain)[1:], label="plain Euler")
-ax_error.semilogy(times[1:], mse_per_step(X_test, paths_hybrid)[1:], label="AttNS + Euler")
-ax_error.set(xlabel="t", ylabel="MSE over test trajectories", title="error along the rollout")
-ax_error.legend()
+# The MSE over the test trajectories at each step (time 0, the given initial state, is
+# left out), on a log scale.
+plot_error_over_time(X_test, {"plain Euler": paths_plain, "AttNS + Euler": paths_hybrid}, dt, ax=ax_error)
+ax_error.set_title("error along the rollout")
 fig.tight_layout()
 plt.show()

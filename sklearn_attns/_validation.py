@@ -109,7 +109,9 @@ def check_trajectories(X, n_state=None, name="X", min_times=2, owner=None):
     scikit-learn's tooling (and its estimator checks) can pass ordinary 2-D data.
     """
     try:
-        if getattr(X, "ndim", None) == 2 or (not hasattr(X, "ndim") and not sparse.issparse(X) and np.ndim(X) == 2):
+        if getattr(X, "ndim", None) == 2 or (
+            not hasattr(X, "ndim") and not sparse.issparse(X) and np.ndim(X) == 2
+        ):
             X = check_array(X, dtype=np.float64, ensure_min_samples=min_times, input_name=name)[None]
         X = check_array(X, dtype=np.float64, allow_nd=True, input_name=name)
     except (TypeError, ValueError) as exc:
@@ -151,7 +153,10 @@ class Interval:
         self.kind, self.left, self.right, self.closed = kind, left, right, closed
 
     def is_satisfied_by(self, value):
-        if isinstance(value, bool) or not isinstance(value, self.kind) or not np.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, self.kind):
+            return False
+        # Python ints of any size are finite (np.isfinite cannot convert those beyond int64).
+        if not isinstance(value, numbers.Integral) and not np.isfinite(value):
             return False
         if self.left is not None and (value < self.left or (value == self.left and self.closed in ("right",
                                                                                                     "neither"))):

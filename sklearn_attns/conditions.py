@@ -76,7 +76,8 @@ class Conditions:
 
     def rows(self, index):
         """These conditions for the rows ``index`` (a slice or an index array)."""
-        return Conditions(*(None if value is None else value[index] for value in (self.t, self.params, self.inputs)))
+        return Conditions(*(None if value is None else value[index]
+                            for value in (self.t, self.params, self.inputs)))
 
 
 def n_conditioning(system):
@@ -118,4 +119,5 @@ class ConditionSequence:
         inputs = None
         if self.inputs is not None:
             inputs = self.inputs[rows, n * self.stride : (n + 1) * self.stride + 1]
-        return Conditions(self.t0[rows] + n * self.dt, None if self.params is None else self.params[rows], inputs)
+        return Conditions(self.t0[rows] + n * self.dt, None if self.params is None else self.params[rows],
+                          inputs)

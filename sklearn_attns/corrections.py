@@ -15,18 +15,25 @@ fsnet      ``u``                        ``Net(u)``, sine activation (FSNet)
 csm        ``u + dt S``                 ``Net(u + dt S)`` (network sees the solver output)
 =========  ===========================  ================================================
 
+On a grid (a system with a :class:`~sklearn_attns.grids.GridLayout`), ``module="conv"``
+builds a local, weight-shared correction (:class:`LocalConvNet`), and :func:`with_state`
+makes any correction's network see the state ``u`` beside its own input (for AttNS:
+``S`` and ``u`` together).
+
 Scaling (the paper's lambda): the network works on standardised inputs and on outputs
 divided by ``output_scale``, fitted from the data so that its training target has unit
 size whatever the magnitude of the states; its last layer starts at zero, so an untrained
 correction leaves the base solver unchanged.
 """
 
+import numbers
+
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["CORRECTIONS", "ACTIVATIONS", "MODULES", "get_correction", "build_network", "cpu_block_rows", "Rational",
-           "ChannelSine", "HybridStep"]
+__all__ = ["CORRECTIONS", "ACTIVATIONS", "MODULES", "get_correction", "with_state", "build_network",
+           "cpu_block_rows", "Rational", "ChannelSine", "LocalConvNet", "HybridStep"]
 
 
 class Correction:
@@ -92,6 +99,49 @@ def get_correction(name, attention_input="S"):
     if not isinstance(name, str) or name.lower() not in CORRECTIONS:
         raise ValueError(f"correction must be one of {sorted(CORRECTIONS)}, got {name!r}.")
     return CORRECTIONS[name.lower()](attention_input)
+
+
+class _WithState(Correction):
+    """``base``'s correction, its network fed ``[base features, u]`` (concatenated along the last axis)."""
+
+    def __init__(self, base):
+        self.base = base
+        self.name, self.uses_network = f"{base.name}+u", base.uses_network
+        self.default_activation, self.attention_input = base.default_activation, base.attention_input
+
+    def features(self, u, slope, dt):
+        return torch.cat([self.base.features(u, slope, dt), u], -1)
+
+    def delta(self, output, slope, dt):
+        return self.base.delta(output, slope, dt)
+
+    def output_scale(self, residual, slope, dt):
+        return self.base.output_scale(residual, slope, dt)
+
+
+def with_state(correction):
+    """The same correction with the state ``u`` appended to its network's input.
+
+    The network then reads ``2 * n_state`` features, field-major ``[features, u]``, and
+    still outputs ``n_state`` values: build it with ``extra_inputs=n_fields``
+    (``module="conv"``), where each grid point sees its fields' features and state
+    values as ``2 * n_fields`` channels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_attns.corrections import get_correction, with_state
+    >>> correction = with_state(get_correction("attns"))
+    >>> correction.name
+    'attns+u'
+    >>> u, slope = torch.zeros(3, 4), torch.ones(3, 4)
+    >>> correction.features(u, slope, dt=0.1).shape   # S, then u
+    torch.Size([3, 8])
+    """
+    if not isinstance(correction, Correction):
+        raise TypeError(f"correction must be a Correction (see get_correction), got "
+                        f"{type(correction).__name__}.")
+    return _WithState(correction)
 
 
 def rms(x):
@@ -195,14 +245,104 @@ class _ComponentSequence(nn.Module):
         return self.head(hidden).squeeze(-1)
 
 
-MODULES = ("mlp", "lstm", "transformer")
+class LocalConvNet(nn.Module):
+    """A local, weight-shared correction on a 1-D grid: ``depth`` convolutions of ``kernel_size``.
+
+    Input rows are flat grid states, field-major (see :mod:`sklearn_attns.grids`):
+    ``(n, in_channels * n_points)`` with ``in_channels = n_fields + extra_inputs``; output
+    rows are ``(n, n_fields * n_points)``. The weights do not depend on ``n_points``, so a
+    network trained on one grid runs on any other with the same spacing and boundary.
+    Periodic grids are padded circularly, so that the network is translation-equivariant
+    (rolling the input by ``s`` points rolls the output by ``s``); fixed grids are padded
+    with zeros. Each output point depends on the ``receptive_field = depth * (kernel_size
+    - 1) + 1`` input points centred on it. The last convolution starts at zero, so the
+    untrained network outputs exactly 0.
+
+    Parameters
+    ----------
+    n_fields : int
+        Fields of the state (output channels).
+    width : int
+        Hidden channels.
+    depth : int
+        Convolutions (``depth - 1`` hidden layers, each followed by the activation).
+    kernel_size : int
+        Points per convolution, odd.
+    activation : str
+        An activation name of :func:`build_network`, applied per point and channel.
+    boundary : {"periodic", "fixed"}
+        The grid's boundary: circular or zero padding.
+    extra_inputs : int, default=0
+        Extra input channels after the ``n_fields`` of the features (``n_fields`` for the
+        state of :func:`with_state`).
+    skip_connection : bool, default=False
+        Add a learnable per-field multiple of the first ``n_fields`` input channels,
+        starting at 0.
+    """
+
+    def __init__(self, n_fields, width, depth, kernel_size, activation, boundary, extra_inputs=0,
+                 skip_connection=False):
+        super().__init__()
+        self.n_fields, self.in_channels = n_fields, n_fields + extra_inputs
+        self.kernel_size, self.depth = kernel_size, depth
+        padding_mode = "circular" if boundary == "periodic" else "zeros"
+
+        def conv(channels_in, channels_out):
+            return nn.Conv1d(channels_in, channels_out, kernel_size, padding=kernel_size // 2,
+                             padding_mode=padding_mode)
+
+        layers, channels = [], self.in_channels
+        for _ in range(depth - 1):
+            act = ACTIVATIONS[activation](width)
+            # Per-channel activations (FSNet's sine) expect channels last.
+            layers += [conv(channels, width), _ChannelsLast(act) if isinstance(act, ChannelSine) else act]
+            channels = width
+        last = conv(channels, n_fields)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.body = nn.Sequential(*layers, last)
+        if activation == "sine" and depth > 1:
+            fan_in = self.in_channels * kernel_size
+            nn.init.uniform_(self.body[0].weight, -1.0 / fan_in, 1.0 / fan_in)
+        self.gain = nn.Parameter(torch.zeros(n_fields, 1)) if skip_connection else None
+
+    @property
+    def receptive_field(self):
+        """Input points each output point depends on."""
+        return self.depth * (self.kernel_size - 1) + 1
+
+    def forward(self, x):
+        n, size = x.shape
+        if size % self.in_channels:
+            raise ValueError(f"the network expects rows of in_channels * n_points values (in_channels = "
+                             f"{self.in_channels}), got {size}.")
+        grid = x.reshape(n, self.in_channels, size // self.in_channels)
+        if self.kernel_size // 2 > grid.shape[-1]:
+            raise ValueError(f"kernel_size={self.kernel_size} reaches further than the {grid.shape[-1]} "
+                             "grid points.")
+        out = self.body(grid)
+        if self.gain is not None:
+            out = out + self.gain * grid[:, : self.n_fields]
+        return out.reshape(n, -1)
+
+
+class _ChannelsLast(nn.Module):
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return self.body(x.transpose(1, 2)).transpose(1, 2)
+
+
+MODULES = ("mlp", "lstm", "transformer", "conv")
 # Per torch thread: about one core's L2 cache (2 MiB on the Xeons measured).
 CPU_BLOCK_BYTES = 2 * 2**20
 
 
 def build_network(n_features, depth=2, width=1024, activation="rational", skip_connection=False, module="mlp",
-                  n_outputs=None):
-    """Build the correction network of the paper's equation (8).
+                  n_outputs=None, layout=None, kernel_size=5, extra_inputs=0):
+    """Build the correction network of the paper's equation (8), or a local one on a grid.
 
     ``W_h o a o ... o a o W_1``, from ``n_features`` to ``n_outputs`` (default: itself).
 
@@ -220,13 +360,23 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
         "tanh", "gelu".
     skip_connection : bool, default=False
         Add a learnable multiple of the input to the output (Table 2); it starts at 0.
-    module : {"mlp", "lstm", "transformer"}, default="mlp"
+    module : {"mlp", "lstm", "transformer", "conv"}, default="mlp"
         "mlp" is Eq. (8); "lstm" and "transformer" are Table 2's alternatives, reading the
         components as a sequence with hidden size ``width`` (``depth`` and ``activation``
-        then do not apply).
+        then do not apply). "conv" is a local, weight-shared :class:`LocalConvNet` on the
+        grid of ``layout``: ``depth`` convolutions of ``kernel_size`` points with
+        ``width`` hidden channels; it runs on any number of grid points.
     n_outputs : int, default=None
         Output dimension (the state dimension); None is ``n_features``. The skip
         connection adds a multiple of the first ``n_outputs`` inputs.
+    layout : GridLayout, default=None
+        The grid of the states (``system.layout``); required by ``module="conv"``.
+    kernel_size : int, default=5
+        Points per convolution of ``module="conv"`` (odd); the receptive field is
+        ``depth * (kernel_size - 1) + 1`` points.
+    extra_inputs : int, default=0
+        ``module="conv"`` only: input channels beyond the ``n_fields`` of the features,
+        e.g. ``n_fields`` for a correction that also sees the state (:func:`with_state`).
 
     Returns
     -------
@@ -240,15 +390,28 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     >>> net = build_network(4, depth=3, width=32)
     >>> net(torch.randn(5, 4)).abs().max().item()
     0.0
+    >>> from sklearn_attns.grids import GridLayout
+    >>> conv = build_network(2 * 64, depth=3, width=16, module="conv", layout=GridLayout(64, n_fields=2))
+    >>> conv(torch.randn(5, 2 * 64)).shape, conv(torch.randn(5, 2 * 128)).shape   # any number of points
+    (torch.Size([5, 128]), torch.Size([5, 256]))
     """
     if module not in MODULES:
         raise ValueError(f"module must be one of {list(MODULES)}, got {module!r}.")
-    n_outputs = n_features if n_outputs is None else n_outputs
-    if module != "mlp" and n_outputs != n_features:
-        raise ValueError(f"module={module!r} reads the state components as a sequence and cannot take the "
-                         "conditioning of a time-dependent, parametric or forced system; use module='mlp'.")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
+    n_outputs = n_features if n_outputs is None else n_outputs
+    if module not in ("mlp", "conv") and n_outputs != n_features:
+        raise ValueError(f"module={module!r} reads the state components as a sequence and cannot take the "
+                         "conditioning of a time-dependent, parametric or forced system; use module='mlp'.")
+    if module == "conv":
+        if n_outputs != n_features:
+            raise ValueError("module='conv' cannot take the conditioning of a time-dependent, parametric or "
+                             "forced system yet; use module='mlp' or condition_network=False.")
+        return _build_conv(n_features, depth, width, activation, skip_connection, layout, kernel_size,
+                           extra_inputs)
+    if extra_inputs:
+        raise ValueError(f"extra_inputs is supported by module='conv' only, got extra_inputs="
+                         f"{extra_inputs!r} with module={module!r}.")
     if module != "mlp":
         net = _ComponentSequence(n_features, width, module)
         return _Skip(net, n_features) if skip_connection else net
@@ -266,14 +429,33 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     return _Skip(net, n_outputs) if skip_connection else net
 
 
+def _build_conv(n_features, depth, width, activation, skip_connection, layout, kernel_size, extra_inputs):
+    # Imported here: GridLayout is all this needs from the grid module.
+    from .grids import GridLayout
+
+    if not isinstance(layout, GridLayout):
+        raise ValueError("module='conv' needs a system with a grid layout (system.layout, a "
+                         f"sklearn_attns.grids.GridLayout); got layout={layout!r}.")
+    if n_features != layout.n_state:
+        raise ValueError(f"n_features={n_features} does not match the layout's n_fields * n_points = "
+                         f"{layout.n_state}.")
+    for name, value, minimum in (("kernel_size", kernel_size, 1), ("extra_inputs", extra_inputs, 0)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+    if kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd (a stencil centred on each point), got {kernel_size}.")
+    return LocalConvNet(layout.n_fields, width, depth, kernel_size, activation, layout.boundary,
+                        int(extra_inputs), skip_connection)
+
+
 def cpu_block_rows(network, threads=None):
     """Rows per block for CPU inference: a block's widest hidden layer fills at most
     ``CPU_BLOCK_BYTES`` per torch thread (``threads``, default ``torch.get_num_threads()``),
     so the activation's elementwise pass reads it from cache rather than from memory
     (``benchmarks/bench_inference.py`` measures the gain). None (no blocks) without a
-    network, and for the sequence modules, whose activations per row are
-    ``n_features x width``."""
-    if network is None or any(isinstance(m, _ComponentSequence) for m in network.modules()):
+    network, and for the sequence modules and the convolutional one, whose activations per row
+    are ``n_features x width``."""
+    if network is None or any(isinstance(m, (_ComponentSequence, LocalConvNet)) for m in network.modules()):
         return None
     threads = torch.get_num_threads() if threads is None else threads
     parameter = next(network.parameters())
@@ -304,15 +486,18 @@ class HybridStep(nn.Module):
         (:meth:`Integrator.slope_matrix`) instead of the integrator's stage loop.
     system : ODESystem, default=None
         A conditioned system: each step then takes its
-        :class:`~sklearn_attns.conditions.Conditions` (time, parameters, inputs), and the
-        network sees their features after the correction's own.
+        :class:`~sklearn_attns.conditions.Conditions` (time, parameters, inputs).
+    network_sees_conditions : bool, default=True
+        With a conditioned ``system``, the network sees the conditions' features after
+        the correction's own.
     """
 
     def __init__(self, rhs, integrator, dt, correction, network=None, input_mean=None, input_scale=None,
-                 output_scale=None, linear_operator=None, system=None):
+                 output_scale=None, linear_operator=None, system=None, network_sees_conditions=True):
         super().__init__()
         self.rhs, self.integrator, self.dt, self.correction = rhs, integrator, dt, correction
         self.network, self.linear_operator, self.system = network, linear_operator, system
+        self.network_sees_conditions = network_sees_conditions
         self.network_dtype = None if network is None else next(network.parameters()).dtype
         self.compiled_network = self.compiled_step = self.compiled_rollout_step = None
         for name, value in (("input_mean", input_mean), ("input_scale", input_scale),
@@ -326,8 +511,9 @@ class HybridStep(nn.Module):
     def with_network(self, network, input_mean, input_scale, output_scale):
         """This base step corrected by ``network`` with its standardisation (a new module;
         move it with ``.to(device)``)."""
-        return HybridStep(self.rhs, self.integrator, self.dt, self.correction, network, input_mean, input_scale,
-                          output_scale, self.linear_operator, self.system)
+        return HybridStep(self.rhs, self.integrator, self.dt, self.correction, network, input_mean,
+                          input_scale, output_scale, self.linear_operator, self.system,
+                          self.network_sees_conditions)
 
     def compile(self):
         """Run the network through ``torch.compile`` (fuses the activation's many elementwise
@@ -343,7 +529,7 @@ class HybridStep(nn.Module):
         """What the network sees, before standardisation: the correction's features, then
         the conditioning's (float64)."""
         features = self.correction.features(u, slope, self.dt)
-        if conditions is None or self.system is None:
+        if conditions is None or self.system is None or not self.network_sees_conditions:
             return features
         conditioning = conditions.features(self.system)
         return features if conditioning is None else torch.cat([features, conditioning.to(features.dtype)], 1)

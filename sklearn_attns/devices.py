@@ -58,7 +58,8 @@ def loadable_device(device):
     was fitted on CUDA and this machine has none."""
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(f"this model was fitted on {device} but CUDA is not available here; it is loaded on the CPU.",
+        warnings.warn(f"this model was fitted on {device} but CUDA is not available here; "
+                      "it is loaded on the CPU.",
                       UserWarning, stacklevel=4)
         return torch.device("cpu")
     return device

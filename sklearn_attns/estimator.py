@@ -32,12 +32,20 @@ from ._validation import (
     check_multiple,
     check_random_state,
     check_states,
-    check_trajectories,
     validate_params,
 )
 from .conditions import ConditionSequence, n_conditioning
-from .corrections import ACTIVATIONS, CORRECTIONS, MODULES, HybridStep, build_network, get_correction
+from .corrections import (
+    ACTIVATIONS,
+    CORRECTIONS,
+    MODULES,
+    HybridStep,
+    build_network,
+    get_correction,
+    with_state,
+)
 from .devices import DEVICE_NAMES, is_device_name, loadable_device, resolve_device
+from .grids import GridLayout, expand_fields, fit_field_scaling
 from .integrators import ALIASES, INTEGRATORS, Integrator, get_integrator
 from .metrics import trajectory_mse
 from .rhs_adapter import torch_rhs
@@ -60,6 +68,24 @@ __all__ = [
 MAX_SCORE_ERROR = 1e100
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+# The training budget of batch_size="auto" and max_epochs="auto": about AUTO_BATCHES
+# batches per epoch and AUTO_STEPS optimiser steps, within the ranges (see
+# docs/user_guide/training.md for the measurements behind them).
+AUTO_BATCHES, AUTO_BATCH_RANGE = 64, (128, 4096)
+AUTO_STEPS, AUTO_EPOCH_RANGE = 10_000, (30, 300)
+AUTO_ROLLOUT_BATCH = 4096
+# A fit that ends its epochs while the best training loss of the last n_iter_no_change
+# epochs still beats the best before them by this share warns that it has not converged.
+CONVERGED_IMPROVEMENT = 0.01
+
+
+def _still_improving(losses, window):
+    """Whether the best of the last ``window`` losses beats the best before them by more
+    than ``CONVERGED_IMPROVEMENT`` (True when there is no "before")."""
+    if len(losses) <= window:
+        return True
+    return min(losses[-window:]) < (1 - CONVERGED_IMPROVEMENT) * min(losses[:-window])
 
 
 class _DeviceName:
@@ -90,9 +116,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     Parameters
     ----------
     system : ODESystem or callable, default=None
-        The ODE ``du/dt = f(u)``: a system from :mod:`sklearn_attns.systems`, or a plain
-        picklable ``rhs(u)`` that accepts ``(n, n_state)`` torch tensors (its ``n_state``
-        is then taken from the data).
+        The ODE: a system from :mod:`sklearn_attns.systems` (autonomous, or depending on
+        time, parameters or inputs; see :class:`~sklearn_attns.systems.ODESystem`), or a
+        plain picklable ``rhs(u)`` that accepts ``(n, n_state)`` torch tensors (its
+        ``n_state`` is then taken from the data).
     dt : float, default=0.2
         Coarse step of the solver; a multiple of the data's spacing ``data_dt``.
     integrator : {"euler", "heun", "improved_euler", "rk3", "rk4"}, default="rk4"
@@ -106,20 +133,37 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         Time between consecutive states of the training data; ``None`` means ``dt``.
     depth : int, default=2
         Linear layers of the network (the paper's ``h``).
-    width : int, default=1024
-        Hidden width (the paper's ``d1``).
+    width : int, default=256
+        Hidden width (the paper's ``d1``, 1024 in its experiments). 256 trains as well or
+        better on small data sets and costs a quarter of the inference.
     activation : str, default=None
         Hidden activation: "rational" (safe denominator), "rational-original", "sine",
         "relu", "tanh", "gelu"; ``None`` is the correction's own ("sine" for fsnet,
         "rational" otherwise).
     skip_connection : bool, default=False
         Add a learnable multiple of the network input to its output (Table 2).
-    module : {"mlp", "lstm", "transformer"}, default="mlp"
-        The network: the paper's Eq. (8), or Table 2's LSTM / Transformer modules that
-        read the state components as a sequence (hidden size ``width``).
+    module : {"mlp", "lstm", "transformer", "conv"}, default="mlp"
+        The network: the paper's Eq. (8), Table 2's LSTM / Transformer modules that
+        read the state components as a sequence (hidden size ``width``), or, for a system
+        on a grid (``system.layout``), a local, weight-shared convolutional network
+        (:class:`~sklearn_attns.corrections.LocalConvNet`: ``depth`` convolutions of
+        ``kernel_size`` points, ``width`` channels) that also rolls out on a longer
+        periodic domain with the same spacing.
     attention_input : {"S", "S*dt"}, default="S"
         What the attention of attns / attns-m sees (Table 2). The inputs are
         standardised, so the two differ only by rounding unless the scale is degenerate.
+    condition_network : bool, default=True
+        For a time-dependent, parametric or forced system, the network also sees what
+        the step depends on: the time features, the parameters and the inputs at the
+        step's start and end (see :class:`~sklearn_attns.conditions.Conditions`).
+        False is the ablation: the correction's own input alone.
+    state_input : bool, default=False
+        The network also sees the state ``u`` beside its own input (for AttNS: the
+        slope ``S`` and the state together; see
+        :func:`~sklearn_attns.corrections.with_state`).
+    kernel_size : int, default=5
+        Points per convolution of ``module="conv"`` (odd); its receptive field is
+        ``depth * (kernel_size - 1) + 1`` points.
     rollout_steps : int, default=1
         Coarse steps unrolled per training sample; 1 is teacher forcing.
     input_noise : float, default=0.0
@@ -127,10 +171,14 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         paper's robustness experiment uses 1e-5).
     learning_rate : float, default=1e-3
         Adam's initial learning rate, annealed to 0 by a cosine schedule per iteration.
-    max_epochs : int, default=30
-        Passes over the training samples.
-    batch_size : int, default=4096
-        Samples per gradient step; also trajectories per batch in ``predict``.
+    max_epochs : int or "auto", default="auto"
+        Passes over the training samples. "auto" sets a budget of about 10,000 optimiser
+        steps (between 30 and 300 epochs), so that small data sets train as long as
+        large ones.
+    batch_size : int or "auto", default="auto"
+        Samples per gradient step; also trajectories per batch in ``predict``. "auto" is
+        a 64th of the training samples (between 128 and 4096), and rollouts of 4096
+        trajectories.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the trajectories, score rollouts on them after
         every epoch, stop when more than ``n_iter_no_change`` epochs in a row did not
@@ -216,7 +264,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     _parameter_constraints = {
         "system": [InstanceOf(ODESystem, "an ODESystem"), CallableValue("a picklable rhs(u) callable")],
         "dt": [Interval(numbers.Real, 0, None, closed="neither")],
-        "integrator": [Options([*INTEGRATORS, *ALIASES], ignore_case=True), InstanceOf(Integrator, "an Integrator")],
+        "integrator": [Options([*INTEGRATORS, *ALIASES], ignore_case=True),
+                       InstanceOf(Integrator, "an Integrator")],
         "correction": [Options(CORRECTIONS, ignore_case=True)],
         "data_fraction": [Interval(numbers.Real, 0, 1, closed="right")],
         "data_dt": [NoneValue(), Interval(numbers.Real, 0, None, closed="neither")],
@@ -226,11 +275,14 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "skip_connection": [Boolean()],
         "module": [Options(MODULES)],
         "attention_input": [Options(["S", "S*dt"])],
+        "condition_network": [Boolean()],
+        "state_input": [Boolean()],
+        "kernel_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "rollout_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "input_noise": [Interval(numbers.Real, 0, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
-        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Options(["auto"]), Interval(numbers.Integral, 0, None, closed="left")],
+        "batch_size": [Options(["auto"]), Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": [Boolean()],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -252,16 +304,19 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         data_fraction=1.0,
         data_dt=None,
         depth=2,
-        width=1024,
+        width=256,
         activation=None,
         skip_connection=False,
         module="mlp",
         attention_input="S",
+        condition_network=True,
+        state_input=False,
+        kernel_size=5,
         rollout_steps=1,
         input_noise=0.0,
         learning_rate=1e-3,
-        max_epochs=30,
-        batch_size=4096,
+        max_epochs="auto",
+        batch_size="auto",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -285,6 +340,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         self.skip_connection = skip_connection
         self.module = module
         self.attention_input = attention_input
+        self.condition_network = condition_network
+        self.state_input = state_input
+        self.kernel_size = kernel_size
         self.rollout_steps = rollout_steps
         self.input_noise = input_noise
         self.learning_rate = learning_rate
@@ -310,23 +368,32 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         system = as_system(self.system)
         data_dt = self.dt if self.data_dt is None else self.data_dt
         stride = check_multiple(self.dt, data_dt, "dt", "data_dt")
-        correction = get_correction(self.correction, attention_input=self.attention_input)
+        correction = _correction(self.correction, self.attention_input, self.state_input)
         return _Config(system, float(self.dt), stride, get_integrator(self.integrator), correction)
 
     def _model_params(self, config, n_conditioning=0):
         """The parameters that shape the step: the base method, the width of the
         conditioning, and the network's parameters that apply to this ``correction`` and
         ``module``."""
-        params = {"integrator": config.integrator.name, "dt": config.dt, "correction": config.correction.name,
+        correction = getattr(config.correction, "base", config.correction)  # without with_state
+        params = {"integrator": config.integrator.name, "dt": config.dt, "correction": correction.name,
                   "n_conditioning": int(n_conditioning)}
-        if not config.correction.uses_network:
+        if not correction.uses_network:
             return params
         params.update(attention_input=self.attention_input, width=int(self.width),
-                      skip_connection=bool(self.skip_connection), module=self.module, dtype=self.dtype)
-        if self.module == "mlp":
+                      skip_connection=bool(self.skip_connection), module=self.module, dtype=self.dtype,
+                      state_input=bool(self.state_input))
+        if self.module in ("mlp", "conv"):
             params["depth"] = int(self.depth)
-            activation = config.correction.default_activation if self.activation is None else self.activation
+            activation = correction.default_activation if self.activation is None else self.activation
             params["activation"] = activation
+        if self.module == "conv":
+            layout = getattr(config.system, "layout", None)
+            if layout is None:
+                raise ValueError("module='conv' needs a system with a grid layout (system.layout, a "
+                                 "sklearn_attns.grids.GridLayout, as the PDE systems have).")
+            params.update(kernel_size=int(self.kernel_size), n_fields=layout.n_fields,
+                          boundary=layout.boundary, spacing=float(layout.spacing))
         return params
 
     def _check_warm_start(self, model_params):
@@ -335,9 +402,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         changed = sorted(name for name in set(fitted) | set(model_params)
                          if name not in ("integrator", "dt") and fitted.get(name) != model_params.get(name))
         if changed:
-            said = ", ".join(f"{name}={model_params.get(name)!r} (fitted: {fitted.get(name)!r})" for name in changed)
-            raise ValueError(f"warm_start=True continues the fitted network, but {said} changed it; set these "
-                             "back, or fit with warm_start=False to train a new network.")
+            said = ", ".join(f"{name}={model_params.get(name)!r} (fitted: {fitted.get(name)!r})"
+                             for name in changed)
+            raise ValueError(f"warm_start=True continues the fitted network, but {said} changed it; "
+                             "set these back, or fit with warm_start=False to train a new network.")
 
     # --- fitting --------------------------------------------------------------------------
 
@@ -373,11 +441,12 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         if system.n_state is not None and system.n_state != n_state:
             raise ValueError(f"X has n_state={n_state} but system has n_state={system.n_state}.")
         if data.lengths.max() <= stride:
-            raise ValueError(f"X needs more than dt/data_dt={stride} times per trajectory, got {data.lengths.max()}.")
+            raise ValueError(f"X needs more than dt/data_dt={stride} times per trajectory, "
+                             f"got {data.lengths.max()}.")
         if self.rollout_steps > 1 and system.conditioned:
-            raise ValueError("rollout_steps > 1 is not available for time-dependent, parametric or forced systems; "
-                             "use rollout_steps=1.")
-        model_params = self._model_params(config, n_conditioning(system))
+            raise ValueError("rollout_steps > 1 is not available for time-dependent, parametric or forced "
+                             "systems; use rollout_steps=1.")
+        model_params = self._model_params(config, n_conditioning(system) if self.condition_network else 0)
         if warm:
             self._check_warm_start(model_params)
         device = resolve_device(self.device)
@@ -387,13 +456,14 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         train = data.take(keep)
         validation = None if validation is None else data.take(validation)
 
-        step = _base_step(config, n_state, self.rollout_steps, device)
+        step = _base_step(config, n_state, self.rollout_steps, device, model_params["n_conditioning"] > 0)
         if warm:
             # A copy: a fit that fails leaves the fitted network as it was.
             old = self.model_
             step = step.with_network(copy.deepcopy(old.network), old.input_mean, old.input_scale,
                                      old.output_scale).to(device)
-        samples = TeacherForcedData(train, stride, step, device, self.batch_size)
+        samples = TeacherForcedData(train, stride, step, device, self._rollout_batch())
+        batch_size, max_epochs = self._training_budget(len(samples))
         if not warm:
             step = self._new_model(step, samples, model_params, generator, device)
         fitted = {
@@ -403,7 +473,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             "validation_scores_": [] if validation is not None else None,
             "n_iter_": self.n_iter_ if warm else 0, "best_loss_": None, "best_validation_score_": None,
         }
-        if not config.correction.uses_network or self.max_epochs == 0:
+        if not config.correction.uses_network or max_epochs == 0:
             self._set_fitted(fitted)
             return self
 
@@ -421,44 +491,64 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         validation_score = None
         if validation is not None:
             def validation_score():
-                return -_rollout_error(step, validation, stride, self.batch_size, device)
+                return -_rollout_error(step, validation, stride, self._rollout_batch(), device)
 
         if self.compile:
             step.compile()
         step.network.train()
         try:
             stopped, diverged = train_epochs(
-                step, samples, loss_scale=loss_scale, max_epochs=self.max_epochs,
-                batch_size=self.batch_size, learning_rate=self.learning_rate, input_noise=self.input_noise,
+                step, samples, loss_scale=loss_scale, max_epochs=max_epochs,
+                batch_size=batch_size, learning_rate=self.learning_rate, input_noise=self.input_noise,
                 generator=generator, stopper=stopper, validation_score=validation_score,
                 verbose=self.verbose, log=log,
             )
         except KeyboardInterrupt:
-            warnings.warn(f"training interrupted after {fitted['n_iter_']} complete epochs; the solver keeps the "
-                          "best weights so far.", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"training interrupted after {fitted['n_iter_']} complete epochs; the solver keeps "
+                          "the best weights so far.", RuntimeWarning, stacklevel=2)
             self._finish(step, stopper, fitted, validation is not None, restore=True)
             raise
-        self._finish(step, stopper, fitted, validation is not None, restore=validation is not None or diverged)
-        if not stopped:
-            warnings.warn(f"max_epochs={self.max_epochs} reached and the optimisation hasn't converged yet.",
-                          ConvergenceWarning, stacklevel=2)
+        self._finish(step, stopper, fitted, validation is not None,
+                     restore=validation is not None or diverged)
+        if not stopped and _still_improving(fitted["loss_curve_"][-stopper.patience * 2:],
+                                            stopper.patience):
+            warnings.warn(f"max_epochs={max_epochs} reached while the training loss was still falling by "
+                          f"more than {CONVERGED_IMPROVEMENT:.0%} over the last {stopper.patience} epochs "
+                          "(n_iter_no_change); more epochs would probably help.", ConvergenceWarning,
+                          stacklevel=2)
         return self
+
+    def _training_budget(self, n_samples):
+        """``(batch_size, max_epochs)`` with "auto" resolved: about ``AUTO_BATCHES`` batches
+        per epoch and ``AUTO_STEPS`` optimiser steps in all, whatever the data size."""
+        batch_size = self.batch_size
+        if batch_size == "auto":
+            batch_size = int(np.clip(n_samples // AUTO_BATCHES, *AUTO_BATCH_RANGE))
+        max_epochs = self.max_epochs
+        if max_epochs == "auto":
+            batches = -(-n_samples // batch_size)
+            max_epochs = int(np.clip(-(-AUTO_STEPS // batches), *AUTO_EPOCH_RANGE))
+        return batch_size, max_epochs
+
+    def _rollout_batch(self):
+        """Trajectories rolled out together in ``predict``, ``score`` and validation."""
+        return AUTO_ROLLOUT_BATCH if self.batch_size == "auto" else self.batch_size
 
     def _split(self, n_trajectories, rng, correction):
         """Indices of the training trajectories, and of the validation ones (or None)."""
         n_keep = int(np.floor(self.data_fraction * n_trajectories + 1e-9))
         if n_keep < 1:
-            raise ValueError(f"data_fraction={self.data_fraction} of {n_trajectories} trajectories leaves none to "
-                             "train on.")
+            raise ValueError(f"data_fraction={self.data_fraction} of {n_trajectories} trajectories "
+                             "leaves none to train on.")
         keep = np.sort(rng.permutation(n_trajectories)[:n_keep])
         if not (self.early_stopping and correction.uses_network):
             return keep, None
         n_val = int(np.ceil(self.validation_fraction * n_keep))
         if n_keep - n_val < 1:
-            raise ValueError(f"early_stopping with validation_fraction={self.validation_fraction} holds out {n_val} "
-                             f"of the {n_keep} trajectories used (data_fraction={self.data_fraction} of "
-                             f"{n_trajectories}), leaving none to train on; lower validation_fraction or give more "
-                             "trajectories.")
+            raise ValueError(f"early_stopping with validation_fraction={self.validation_fraction} holds out "
+                             f"{n_val} of the {n_keep} trajectories used (data_fraction={self.data_fraction} "
+                             f"of {n_trajectories}), leaving none to train on; lower validation_fraction or "
+                             "give more trajectories.")
         shuffled = rng.permutation(keep)
         return np.sort(shuffled[n_val:]), np.sort(shuffled[:n_val])
 
@@ -481,7 +571,14 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
 
     def _new_model(self, step, data, model_params, generator, device):
         """A fresh network with scaling fitted to ``data`` (the correction starts at zero)."""
-        mean, scale, output_scale = data.fit_scaling(step)
+        if model_params.get("module") == "conv":
+            # Per field, pooled over the grid: every point shares its field's constants.
+            mean, scale, output_scale = fit_field_scaling(step.correction, data.u, data.slope, data.residual,
+                                                          step.dt, model_params["n_fields"])
+            n_points = data.u.shape[1] // model_params["n_fields"]
+            mean, scale, output_scale = (expand_fields(v, n_points) for v in (mean, scale, output_scale))
+        else:
+            mean, scale, output_scale = data.fit_scaling(step)
         if not step.correction.uses_network:
             return step.to(device)
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
@@ -532,17 +629,48 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             u0 = check_array(X, dtype=np.float64, input_name="X")
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"X (initial conditions, shape (n, n_state)): {exc}") from exc
-        u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
+        model = self.model_
+        if u0.ndim == 2 and u0.shape[1] != self.n_features_in_ and self.model_params_.get("module") == "conv":
+            model = self._on_another_grid(u0.shape[1])
+        else:
+            u0 = check_states(u0, self.n_features_in_, "X", owner=type(self).__name__)
         conditions = None
         if self.model_.system is not None:
             system = self.model_.system
-            params, inputs, t0 = check_conditions(system, len(u0), n_steps * self.stride_ + 1, params, inputs, t0)
+            params, inputs, t0 = check_conditions(system, len(u0), n_steps * self.stride_ + 1, params, inputs,
+                                                  t0)
             conditions = _condition_sequence(t0, params, inputs, self.model_.dt, self.stride_, self.device_)
         else:
             check_conditions(self.model_.system or as_system(self.system), len(u0), 1, params, inputs, None)
-        model = self.model_.compile() if self.compile else self.model_
+        model = model.compile() if self.compile else model
         return rollout(model, u0, n_steps, save_every=save_every, final_only=final_only,
-                       batch_size=self.batch_size, device=self.device_, conditions=conditions)
+                       batch_size=self._rollout_batch(), device=self.device_, conditions=conditions)
+
+    def _on_another_grid(self, n_state):
+        """``model_`` on a periodic domain of ``n_state`` components with the fitted spacing:
+        the base step of ``system`` (set to the same equation on that domain) and the fitted
+        local network, whose weights and per-field scaling do not depend on the grid size."""
+        params = self.model_params_
+        system = as_system(self.system)
+        layout = getattr(system, "layout", None)
+        fitted = f"{params['n_fields']} field(s) on a periodic grid of spacing {params['spacing']:g}"
+        if (params["boundary"] != "periodic" or layout is None or system.n_state != n_state
+                or layout.boundary != "periodic" or layout.n_fields != params["n_fields"]
+                or not np.isclose(layout.spacing, params["spacing"], rtol=1e-9)):
+            raise ValueError(f"X has {n_state} components, the solver was fitted on {self.n_features_in_}: "
+                             f"a local correction rolls out on another periodic domain when system is set to "
+                             f"the same equation there ({fitted}, n_state={n_state}), e.g. "
+                             "set_params(system=Burgers(n_points=..., length=...)).")
+        config = _Config(system, self.model_.dt, self.stride_, self.model_.integrator, self.model_.correction)
+        step = _base_step(config, n_state, device=self.device_)
+        old, new = self.n_features_in_ // layout.n_fields, n_state // layout.n_fields
+
+        def regrid(values):  # constant per channel: take one point of each, spread over the new grid
+            return expand_fields(values.reshape(-1, old)[:, 0], new)
+
+        model = self.model_
+        return step.with_network(model.network, regrid(model.input_mean), regrid(model.input_scale),
+                                 regrid(model.output_scale)).to(self.device_)
 
     def score(self, X, y=None, params=None, inputs=None, t0=None):
         """Negative trajectory MSE of rollouts from ``X[:, 0]`` against ``X`` (higher is better).
@@ -554,9 +682,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self, "model_")
         data = check_trajectory_set(X, self.model_.system or as_system(self.system), params, inputs, t0,
-                                    self.n_features_in_, min_times=self.stride_ + 1, owner=type(self).__name__)
+                                    self.n_features_in_, min_times=self.stride_ + 1,
+                                    owner=type(self).__name__)
         model = self.model_.compile() if self.compile else self.model_
-        return -_rollout_error(model, data, self.stride_, self.batch_size, self.device_)
+        return -_rollout_error(model, data, self.stride_, self._rollout_batch(), self.device_)
 
     # --- scikit-learn plumbing -----------------------------------------------------------
 
@@ -567,8 +696,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
 
     # Fitted values stored as they are (JSON-able); ``model_`` is stored as its network
     # parameters and weights, ``device_`` as its name, ``train_indices_`` as an array.
-    _FITTED_VALUES = ("n_features_in_", "data_dt_", "stride_", "n_iter_", "best_loss_", "best_validation_score_",
-                      "loss_curve_", "validation_scores_", "model_params_")
+    _FITTED_VALUES = ("n_features_in_", "data_dt_", "stride_", "n_iter_", "best_loss_",
+                      "best_validation_score_", "loss_curve_", "validation_scores_", "model_params_")
     # What lives on the device, and is moved to the host when the estimator is exported.
     _DEVICE_DEPENDENT = ("model_",)
 
@@ -587,17 +716,23 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         already); the model goes to ``device``, or to the CPU if CUDA is missing here."""
         device = loadable_device(device)
         params = values["model_params_"]
-        config = _Config(as_system(self.system), params["dt"], values["stride_"], get_integrator(params["integrator"]),
-                         get_correction(params["correction"], params.get("attention_input", "S")))
-        weights = {k[len("weight/"):]: torch.as_tensor(v) for k, v in arrays.items() if k.startswith("weight/")}
+        correction = _correction(params["correction"], params.get("attention_input", "S"),
+                                 params.get("state_input", False))
+        config = _Config(as_system(self.system), params["dt"], values["stride_"],
+                         get_integrator(params["integrator"]), correction)
+        weights = {k[len("weight/"):]: torch.as_tensor(v) for k, v in arrays.items()
+                   if k.startswith("weight/")}
         n_state = values["n_features_in_"]
         with warnings.catch_warnings():  # already said at fit time
             warnings.simplefilter("ignore", UserWarning)
-            step = _base_step(config, n_state, device=device)
+            step = _base_step(config, n_state, device=device,
+                              network_sees_conditions=params["n_conditioning"] > 0)
         if config.correction.uses_network:
             network = _build_network(n_state, params)
-            inputs = torch.empty(n_state + params["n_conditioning"], dtype=torch.float64)
-            step = step.with_network(network, inputs, inputs.clone(), torch.empty(n_state, dtype=torch.float64))
+            n_inputs = n_state * (2 if params["state_input"] else 1) + params["n_conditioning"]
+            inputs = torch.empty(n_inputs, dtype=torch.float64)
+            step = step.with_network(network, inputs, inputs.clone(),
+                                     torch.empty(n_state, dtype=torch.float64))
             step.load_state_dict(weights)
             step.network.eval()
         elif weights:
@@ -631,24 +766,38 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-_NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module")
+_NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module", "kernel_size")
+
+
+def _correction(name, attention_input, state_input):
+    correction = get_correction(name, attention_input=attention_input)
+    return with_state(correction) if state_input and correction.uses_network else correction
 
 
 def _build_network(n_state, model_params):
     """The correction network ``model_params`` describe, in its dtype, its last layer zero:
-    from the state and the conditioning to the state."""
+    from the correction's input (with the state, with ``state_input``) and the
+    conditioning to the state; on a grid, a local network."""
     arguments = {k: v for k, v in model_params.items() if k in _NETWORK_ARGUMENTS}
-    network = build_network(n_state + model_params["n_conditioning"], n_outputs=n_state, **arguments)
+    if model_params.get("module") == "conv":
+        layout = GridLayout(n_state // model_params["n_fields"], model_params["n_fields"],
+                            model_params["boundary"])
+        extra = layout.n_fields if model_params["state_input"] else 0
+        network = build_network(n_state, layout=layout, extra_inputs=extra, **arguments)
+        return network.to(_DTYPES[model_params["dtype"]])
+    n_inputs = n_state * (2 if model_params.get("state_input") else 1) + model_params["n_conditioning"]
+    network = build_network(n_inputs, n_outputs=n_state, **arguments)
     return network.to(_DTYPES[model_params["dtype"]])
 
 
-def _base_step(config, n_state, rollout_steps=1, device="cpu"):
+def _base_step(config, n_state, rollout_steps=1, device="cpu", network_sees_conditions=True):
     """The uncorrected :class:`HybridStep` of a system on ``device`` (one matrix product per
     slope when the system is linear)."""
     system = config.system
     rhs = torch_rhs(system, n_state, needs_gradients=rollout_steps > 1, device=device)
     if system.conditioned:
-        return HybridStep(rhs, config.integrator, config.dt, config.correction, system=system).to(device)
+        return HybridStep(rhs, config.integrator, config.dt, config.correction, system=system,
+                          network_sees_conditions=network_sees_conditions).to(device)
     return HybridStep(rhs, config.integrator, config.dt, config.correction,
                       linear_operator=linear_operator_of(system)).to(device)
 

@@ -9,7 +9,8 @@ def _as_real(values, name):
     try:
         array = np.asarray(values)
     except ValueError as exc:  # ragged nested lists
-        raise ValueError(f"{name} must be an array of shape (n_trajectories, n_times, n_state): {exc}") from exc
+        raise ValueError(f"{name} must be an array of shape (n_trajectories, n_times, n_state): "
+                         f"{exc}") from exc
     if array.dtype.kind not in "biuf":  # complex (whose imaginary part would be dropped), text, objects
         raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}.")
     return array.astype(np.float64, copy=False)
@@ -23,7 +24,8 @@ def _check_pair(y_true, y_pred):
             f"got {y_true.shape} and {y_pred.shape}."
         )
     if y_true.size == 0:
-        raise ValueError(f"y_true and y_pred must hold at least one trajectory, time and state, got {y_true.shape}.")
+        raise ValueError(f"y_true and y_pred must hold at least one trajectory, time and state, "
+                         f"got {y_true.shape}.")
     # Blown-up predictions are a result (an infinite error); a non-finite reference is a mistake.
     if not np.isfinite(y_true).all():
         raise ValueError("y_true must be finite (no NaN or inf).")

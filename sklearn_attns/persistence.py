@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from . import systems as _systems
-from ._validation import check_count, check_positive
-from ._validation import validate_params
+from ._validation import check_count, check_positive, validate_params
 from .corrections import HybridStep, get_correction
 from .estimator import HybridSolverRegressor, _build_network, _Config
+from .grids import GridLayout
 from .integrators import get_integrator
 
 __all__ = ["save_model", "load_model"]
@@ -30,8 +30,8 @@ FORMAT = "sklearn-attns-model"
 # Version 2 stores the parameters that shaped the fitted model (``model_params_``).
 VERSION = 2
 _FITTED_LISTS = ("loss_curve_", "validation_scores_")
-_SCALING_BUFFERS = ("input_mean", "input_scale", "output_scale")
-_BUILTIN_SYSTEMS = ("SpringMass", "ElasticPendulum", "KLinkPendulum")
+_BUILTIN_SYSTEMS = ("SpringMass", "ParametricSpringMass", "ElasticPendulum", "KLinkPendulum", "Burgers",
+                    "FitzHughNagumo", "GrayScott")
 
 
 def _jsonable(value):
@@ -105,7 +105,8 @@ def save_model(estimator, path):
 def _check_path(path, mode):
     method = "write" if mode == "write" else "read"
     if not isinstance(path, (str, bytes, os.PathLike)) and not hasattr(path, method):
-        raise TypeError(f"path must be a str, a path-like object or a file object, got {type(path).__name__}.")
+        raise TypeError(f"path must be a str, a path-like object or a file object, "
+                        f"got {type(path).__name__}.")
 
 
 def load_model(path, system=None):
@@ -231,7 +232,8 @@ def _expected_arrays(metadata, n_members):
     if model_params.get("depth", 1) > n_members:
         raise ValueError(f"depth={model_params['depth']} does not fit the {n_members} stored arrays.")
     with torch.device("meta"):
-        scaling = torch.empty(n_features + model_params["n_conditioning"], dtype=torch.float64)
+        n_inputs = n_features * (2 if model_params.get("state_input") else 1) + model_params["n_conditioning"]
+        scaling = torch.empty(n_inputs, dtype=torch.float64)
         step = HybridStep(None, None, None, correction, _build_network(n_features, model_params),
                           scaling, scaling, scaling[:n_features])
     for key, tensor in step.state_dict().items():
@@ -341,32 +343,17 @@ def _restore(metadata, weights, train_indices, system):
                          f"data_dt={estimator.data_dt}.")
     n_state = _systems.as_system(system).n_state
     if n_state is not None and n_state != n_features:
-        raise ValueError(f"the model was fitted on {n_features} state components, but the system has {n_state}.")
+        raise ValueError(f"the model was fitted on {n_features} state components, "
+                         f"but the system has {n_state}.")
     if stored_system:
         # Built-in systems check their parameters when used: use this one once.
         system.rhs(system.sample_initial_conditions(1, random_state=0))
-    network = fitted["model_params_"]
-
-    # The stored parameters size the network that is built before the weights are checked
-    # against it: parameters that no stored weights could fill would allocate without bound.
-    for key, array in weights.items():
-        # The scaling buffers are float64 whatever the network's dtype.
-        expected = np.float64 if key in _SCALING_BUFFERS else np.dtype(network.get("dtype"))
-        if array.dtype != expected:
-            raise ValueError(f"weight {key!r} has dtype {array.dtype}, expected {np.dtype(expected)}.")
-    n_values = sum(array.size for array in weights.values())
-    if network["correction"] != "none":
-        if max(n_features, network["width"]) > n_values:
-            raise ValueError(f"n_features_in_={n_features} and width={network['width']} do not fit the "
-                             f"{n_values} stored weights.")
-        if network.get("depth", 1) > len(weights):
-            raise ValueError(f"depth={network['depth']} does not fit the {len(weights)} stored weight arrays.")
-    if train_indices.ndim != 1 or train_indices.dtype.kind not in "iu" or (train_indices < 0).any():
-        raise ValueError("train_indices_ must be a 1-D array of non-negative integers.")
+    # The arrays' names, shapes and dtypes were checked against model_params_ as they were read.
+    if (train_indices < 0).any():
+        raise ValueError("train_indices_ must be non-negative.")
 
     arrays = {f"weight/{key}": array.copy() for key, array in weights.items()}
-    estimator._restore_fitted({**fitted, "model_params_": network}, {**arrays, "train_indices_": train_indices},
-                              device)
+    estimator._restore_fitted(fitted, {**arrays, "train_indices_": train_indices}, device)
     return estimator
 
 
@@ -382,13 +369,19 @@ def _estimator_class(name):
 def _check_model_params(params, cls):
     """Check ``model_params_`` against what ``cls`` writes for them (the keys its correction
     and module use, each value allowed by its parameter constraints); return the correction."""
-    base = {"integrator", "dt", "correction", "n_conditioning"}
-    if not isinstance(params, dict) or not base <= set(params):
-        raise ValueError(f"model_params_ must be an object with the keys {sorted(base)}, got {params!r}.")
+    base = {"integrator", "dt", "correction", "n_conditioning", "n_fields", "boundary", "spacing"}
+    required = {"integrator", "dt", "correction", "n_conditioning"}
+    if not isinstance(params, dict) or not required <= set(params):
+        raise ValueError(f"model_params_ must be an object with the keys {sorted(required)}, got {params!r}.")
     check_count(params["n_conditioning"], "n_conditioning", minimum=0)
     validate_params(cls._parameter_constraints, params)
     correction = get_correction(params["correction"], params.get("attention_input", "S"))
-    config = _Config(None, params["dt"], None, get_integrator(params["integrator"]), correction)
+    layout = None
+    if params.get("module") == "conv":
+        check_count(params.get("n_fields"), "n_fields")
+        layout = GridLayout(params["n_fields"], params["n_fields"], params.get("boundary"))
+    config = _Config(_systems.ODESystem(layout=layout), params["dt"], None,
+                     get_integrator(params["integrator"]), correction)
     network = {k: v for k, v in params.items() if k not in base}
     _check_keys(params, cls(**network)._model_params(config, params["n_conditioning"]), "model_params_")
     return correction

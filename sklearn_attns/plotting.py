@@ -1,209 +1,185 @@
-"""Figures of the reproduced experiments: log-scale MSE, in the manner of the paper's plots.
+"""Figures of predicted trajectories: the error over time and a few trajectories.
 
 matplotlib is an optional dependency (``pip install "sklearn-attns[plot]"``); it is
-imported when a figure is drawn, not when this module is. Figures are drawn through
-``matplotlib.figure.Figure`` directly, so no interactive backend is touched.
+imported when a figure is drawn, not when this module is. Without ``ax``/``axes`` the
+functions draw into a new :mod:`matplotlib.pyplot` figure; pass axes of your own to draw
+anywhere else.
 """
 
-import math
-import textwrap
+import importlib
+from collections.abc import Mapping
+from numbers import Integral, Real
 
-__all__ = ["bar_chart", "curve_chart"]
+import numpy as np
 
-_MISSING = ("drawing figures needs matplotlib, the optional 'plot' dependency: "
-            "pip install 'sklearn-attns[plot]' (or pip install matplotlib)")
+from .metrics import _check_pair, mse_per_step
+
+__all__ = ["plot_error_over_time", "plot_trajectories"]
 
 
-def _figure_class():
+def _require(module):
+    """Import a part of matplotlib, or say which extra installs it."""
     try:
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(_MISSING) from exc
-    return Figure
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError("drawing figures needs matplotlib, the optional 'plot' dependency: "
+                          "pip install 'sklearn-attns[plot]' (or pip install matplotlib)") from exc
 
 
-def _unique(values):
-    return list(dict.fromkeys(values))
+def _check_dt(dt):
+    if isinstance(dt, bool) or not isinstance(dt, Real) or not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive finite number (the time between stored states), got {dt!r}.")
+    return float(dt)
 
 
-def _panel_key(record, panels):
-    return " · ".join(str(record[p]) for p in panels)
+def _check_predictions(predictions):
+    if not isinstance(predictions, Mapping) or not predictions:
+        raise TypeError("predictions must be a non-empty dict of label -> predicted trajectories, "
+                        f"got {type(predictions).__name__}.")
+    return predictions
 
 
-def _grid(n):
-    cols = min(n, 4)
-    return math.ceil(n / cols), cols
+def _as_3d(values):
+    """The project's data layout: a 2-D array is one trajectory."""
+    values = np.asarray(values)
+    return values[None] if values.ndim == 2 else values
 
 
-def _finite(value):
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
+def plot_error_over_time(y_true, predictions, dt, ax=None):
+    """Mean squared error at each time, one line per prediction, on a log scale.
 
-
-def _finish(figure, handles, labels, title, path):
-    """Legend on the right, title on top, fixed margins (cheaper than a layout engine);
-    the saved image grows to hold a legend wider than its margin."""
-    width, height = figure.get_size_inches()
-    title = textwrap.fill(title, width=max(40, int(width * 11)))
-    head = 0.55 + 0.2 * title.count("\n") + 0.2
-    right = 1 - 1.7 / width
-    figure.subplots_adjust(left=1.0 / width, right=right, bottom=0.55 / height, top=1 - head / height,
-                           wspace=0.35, hspace=0.55)
-    figure.legend(handles, labels, loc="upper left", bbox_to_anchor=(right + 0.01, 1 - head / height),
-                  fontsize=8, frameon=False)
-    figure.suptitle(title, fontsize=11, y=1 - 0.12 / height, va="top")
-    figure.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.1)
-
-
-def bar_chart(records, path, *, panels, series, groups=None, title="", xlabel="", value="mse",
-              paper_value="paper_mse"):
-    """Grouped bars of a value on a log scale, one panel per combination of ``panels``.
-
-    Bars that are infinite (a rollout that blew up) reach the top of the panel, hatched
-    and marked "∞". Where a record has a paper value, a black diamond marks it on its bar.
+    The error at time ``k dt`` is :func:`~sklearn_attns.metrics.mse_per_step`: the squared
+    error averaged over trajectories and state components. Time 0 (the given initial
+    state, error 0) is left out; a rollout that blew up ends its line where its error
+    stops being finite.
 
     Parameters
     ----------
-    records : list of dict
-        Rows of an experiment (see :func:`sklearn_attns.experiments.run_experiment`).
-    path : str or path-like
-        Where the PNG goes.
-    panels : tuple of str
-        Record fields whose combinations make the panels.
-    series : str
-        Field whose values are the bars of a group (the legend).
-    groups : str, default=None
-        Field whose values are the groups along the x axis; None for one group.
-    title : str, default=""
-        Title of the figure.
-    xlabel : str, default=""
-        Label of the x axis.
-    value, paper_value : str
-        Fields holding our value and the paper's.
+    y_true : array-like of shape (n_trajectories, n_times, n_state) or None
+        Reference trajectories (a 2-D array is one trajectory). None when the values of
+        ``predictions`` are per-step errors already computed by ``mse_per_step``.
+    predictions : dict of str to array-like
+        Label to predicted trajectories of the shape of ``y_true`` (or, with
+        ``y_true=None``, to an error curve of shape ``(n_times,)``).
+    dt : float
+        Time between stored states.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure if None.
 
     Returns
     -------
-    path : str or path-like
-        ``path``.
+    ax : matplotlib Axes
+        The axes drawn into: one line per label, in the order of ``predictions``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sklearn_attns.plotting import plot_error_over_time
+    >>> t = np.linspace(0.0, 1.0, 11)
+    >>> y_true = np.cos(t)[None, :, None]
+    >>> ax = plot_error_over_time(y_true, {"drifting": y_true + 0.1 * t[None, :, None]}, dt=0.1)
+    >>> ax.get_yscale(), ax.get_xlabel()
+    ('log', 'time')
+    >>> print(f"{ax.lines[0].get_ydata()[-1]:.3g}")  # (0.1 * 1.0) ** 2 at t = 1
+    0.01
+    >>> import matplotlib.pyplot as plt
+    >>> plt.close("all")
     """
-    Figure = _figure_class()
-    panels = tuple(panels) if isinstance(panels, (tuple, list)) else (panels,)
-    panel_names = _unique(_panel_key(r, panels) for r in records)
-    series_names = _unique(r[series] for r in records)
-    rows, cols = _grid(len(panel_names))
-    figure = Figure(figsize=(4.2 * cols + 1.8, 3.6 * rows + 1.0))
-    axes = figure.subplots(rows, cols, squeeze=False).ravel()
-    colors = [f"C{i % 10}" for i in range(len(series_names))]
-    width = 0.8 / max(1, len(series_names))
-    for ax, panel in zip(axes, panel_names, strict=False):
-        chosen = [r for r in records if _panel_key(r, panels) == panel]
-        group_names = _unique(r[groups] for r in chosen) if groups else [""]
-        # With one group, each bar gets its value as its tick label.
-        ticks, tick_labels = [], []
-        finite = [float(r[key]) for r in chosen for key in (value, paper_value)
-                  if _finite(r.get(key, "")) and float(r[key]) > 0]
-        top = max(finite) * 300 if finite else 1.0
-        bottom = min(finite) / 10 if finite else 1e-12
-        for s, (name, color) in enumerate(zip(series_names, colors, strict=False)):
-            for g, group in enumerate(group_names):
-                match = [r for r in chosen if r[series] == name and (not groups or r[groups] == group)]
-                if not match:
-                    continue
-                x = g + (s - (len(series_names) - 1) / 2) * width
-                y = float(match[0][value]) if _finite(match[0][value]) else math.inf
-                label = name
-                if not groups:
-                    ticks.append(x)
-                    tick_labels.append(f"{y:.1e}".replace("e-0", "e-").replace("e+0", "e") if math.isfinite(y)
-                                       else "∞")
-                if math.isfinite(y) and y > 0:
-                    ax.bar(x, y, width, color=color, label=label)
-
-                else:
-                    ax.bar(x, top, width, color=color, label=label, hatch="//", alpha=0.5)
-                    ax.text(x, top, "∞", ha="center", va="bottom", fontsize=8)
-                paper = match[0].get(paper_value, "")
-                if _finite(paper):
-                    ax.plot(x, float(paper), "D", color="black", markersize=5)
-        ax.set_yscale("log")
-        ax.set_ylim(bottom, top * 3)
-        if groups:
-            ax.set_xticks(range(len(group_names)), [str(g) for g in group_names])
-        else:
-            ax.set_xticks(ticks, tick_labels, fontsize=7, rotation=45 if len(ticks) > 4 else 0)
-        ax.set_title(panel, fontsize=10)
-        ax.set_ylabel("test MSE")
-        if xlabel:
-            ax.set_xlabel(xlabel)
-        ax.grid(axis="y", which="major", alpha=0.3)
-    for ax in axes[len(panel_names):]:
-        ax.set_visible(False)
-    # One legend entry per series, also for a series missing from the first panel.
-    entries = {}
-    for ax in axes[: len(panel_names)]:
-        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
-            entries.setdefault(label, handle)
-    labels, handles = list(entries), list(entries.values())
-    if any(_finite(r.get(paper_value, "")) for r in records):
-        handles.append(axes[0].plot([], [], "D", color="black", markersize=5)[0])
-        labels.append("paper")
-    _finish(figure, handles, labels, title, path)
-    return path
+    dt = _check_dt(dt)
+    predictions = _check_predictions(predictions)
+    if y_true is None:
+        curves = {label: np.asarray(curve, dtype=np.float64) for label, curve in predictions.items()}
+        bad = [label for label, curve in curves.items() if curve.ndim != 1 or len(curve) < 2]
+        if bad:
+            raise ValueError(f"with y_true=None, predictions must map labels to per-step errors of shape "
+                             f"(n_times,) with n_times >= 2; {bad[0]!r} is not.")
+    else:
+        curves = {label: mse_per_step(_as_3d(y_true), _as_3d(paths)) for label, paths in predictions.items()}
+    if ax is None:
+        _, ax = _require("matplotlib.pyplot").subplots(figsize=(5.5, 3.5))
+    for label, curve in curves.items():
+        times = dt * np.arange(len(curve))
+        shown = np.where(np.isfinite(curve), curve, np.nan)
+        ax.plot(times[1:], shown[1:], label=str(label))
+    ax.set_yscale("log")
+    ax.set_xlabel("time")
+    ax.set_ylabel("MSE (over trajectories and components)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
 
 
-def curve_chart(records, path, *, panels, series, title=""):
-    """Training loss per epoch (top) and test MSE over time (bottom), one column per panel.
+def plot_trajectories(y_true, predictions, dt, components=(0,), n_trajectories=3, axes=None):
+    """A few predicted trajectories against the reference, one panel per state component.
+
+    Each panel shows the first ``n_trajectories`` reference trajectories as solid black
+    lines and each prediction of the same trajectories as dashed lines of one color.
 
     Parameters
     ----------
-    records : list of dict
-        Rows with ``loss_curve``, ``mse_per_step`` and ``dt``.
-    path : str or path-like
-        Where the PNG goes.
-    panels : str
-        Field whose values make the columns (e.g. the data size).
-    series : str
-        Field whose values are the lines (the legend).
-    title : str, default=""
-        Title of the figure.
+    y_true : array-like of shape (n_trajectories, n_times, n_state)
+        Reference trajectories (a 2-D array is one trajectory).
+    predictions : dict of str to array-like
+        Label to predicted trajectories of the shape of ``y_true``.
+    dt : float
+        Time between stored states.
+    components : int or sequence of int, default=(0,)
+        State components to show, one panel each.
+    n_trajectories : int, default=3
+        How many trajectories (the first ones) to show.
+    axes : matplotlib Axes or sequence of Axes, default=None
+        One per component; a new figure with a row of panels if None.
 
     Returns
     -------
-    path : str or path-like
-        ``path``.
+    axes : ndarray of matplotlib Axes
+        One per component.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sklearn_attns.plotting import plot_trajectories
+    >>> t = np.linspace(0.0, 1.0, 11)
+    >>> y_true = np.stack([np.cos(t), -np.sin(t)], axis=-1)[None]  # one trajectory, 2 components
+    >>> axes = plot_trajectories(y_true, {"model": y_true + 0.01}, dt=0.1, components=[0, 1])
+    >>> len(axes), axes[1].get_title()
+    (2, 'component 1')
+    >>> import matplotlib.pyplot as plt
+    >>> plt.close("all")
     """
-    Figure = _figure_class()
-    panel_names = _unique(r[panels] for r in records)
-    series_names = _unique(r[series] for r in records)
-    colors = {name: f"C{i % 10}" for i, name in enumerate(series_names)}
-    figure = Figure(figsize=(4.2 * len(panel_names) + 1.8, 7.0))
-    axes = figure.subplots(2, len(panel_names), squeeze=False)
-    for j, panel in enumerate(panel_names):
-        loss_ax, mse_ax = axes[0, j], axes[1, j]
-        for r in (r for r in records if r[panels] == panel):
-            color = colors[r[series]]
-            if r["loss_curve"]:
-                epochs = range(1, len(r["loss_curve"]) + 1)
-                loss_ax.plot(epochs, r["loss_curve"], color=color, label=r[series])
-            mse = [v if _finite(v) and v > 0 else float("nan") for v in r["mse_per_step"]]
-            times = [k * r["dt"] for k in range(len(mse))]
-            mse_ax.plot(times[1:], mse[1:], color=color, label=r[series])
-            blown = next((t for t, v in zip(times, r["mse_per_step"], strict=False) if not _finite(v)), None)
-            if blown is not None:
-                mse_ax.axvline(blown, color=color, linestyle=":", linewidth=1)
-        loss_ax.set_title(f"{panel} of the training data", fontsize=10)
-        loss_ax.set_xlabel("epoch")
-        loss_ax.set_ylabel("training loss (scaled MSE)")
-        mse_ax.set_xlabel("time")
-        mse_ax.set_ylabel("test MSE")
-        for ax in (loss_ax, mse_ax):
-            low, high = ax.dataLim.y0, ax.dataLim.y1
-            # Log scale unless everything lies within one decade (then it only crowds the ticks).
-            if ax.has_data() and low > 0 and high / low > 10:
-                ax.set_yscale("log")
-            ax.grid(alpha=0.3)
-    handles, labels = axes[1, 0].get_legend_handles_labels()
-    _finish(figure, handles, labels, title, path)
-    return path
+    dt = _check_dt(dt)
+    predictions = _check_predictions(predictions)
+    paths = {}
+    for label, values in predictions.items():
+        y_true, paths[label] = _check_pair(_as_3d(y_true), _as_3d(values))
+    components = [components] if isinstance(components, Integral) else list(components)
+    n_state = y_true.shape[2]
+    if not components or not all(isinstance(c, Integral) and 0 <= c < n_state for c in components):
+        raise ValueError(f"components must be state indices in [0, {n_state}), got {components!r}.")
+    if isinstance(n_trajectories, bool) or not isinstance(n_trajectories, Integral) or n_trajectories < 1:
+        raise ValueError(f"n_trajectories must be a positive int, got {n_trajectories!r}.")
+    if axes is None:
+        _, axes = _require("matplotlib.pyplot").subplots(
+            1, len(components), figsize=(4.5 * len(components), 3.5), squeeze=False)
+    axes = np.asarray(axes, dtype=object).ravel()
+    if len(axes) != len(components):
+        raise ValueError(f"axes must hold one Axes per component ({len(components)}), got {len(axes)}.")
+    times = dt * np.arange(y_true.shape[1])
+    shown = range(min(n_trajectories, len(y_true)))
+    for ax, component in zip(axes, components, strict=True):
+        for i in shown:
+            ax.plot(times, y_true[i, :, component], color="black", linewidth=1.5,
+                    label="reference" if i == 0 else None)
+            for k, (label, values) in enumerate(paths.items()):
+                ax.plot(times, values[i, :, component], color=f"C{k}", linestyle="--", linewidth=1.2,
+                        label=str(label) if i == 0 else None)
+        ax.set_title(f"component {component}")
+        ax.set_xlabel("time")
+        ax.set_ylabel("state")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    return axes

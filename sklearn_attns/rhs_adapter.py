@@ -65,7 +65,8 @@ def torch_rhs(system, n_state, *, needs_gradients=False, device="cpu"):
     probe = zeros(2, n_state)
     if conditioned:
         function, state_at = system.evaluate, 1
-        args = (zeros(2), probe, zeros(2, system.n_params), zeros(2, system.n_inputs) if system.n_inputs else None)
+        args = (zeros(2), probe, zeros(2, system.n_params),
+                zeros(2, system.n_inputs) if system.n_inputs else None)
     else:
         function, state_at, args = system.rhs, 0, (probe,)
     try:
@@ -77,7 +78,8 @@ def torch_rhs(system, n_state, *, needs_gradients=False, device="cpu"):
         _check_shape(du.shape, probe.shape)
         return function
     try:
-        du_numpy = np.asarray(function(*(a.cpu().numpy() if isinstance(a, torch.Tensor) else a for a in args)))
+        du_numpy = np.asarray(function(*(a.cpu().numpy() if isinstance(a, torch.Tensor) else a
+                                         for a in args)))
     except Exception:
         if tensor_error is not None:
             raise tensor_error from None  # the user's own error, not a guess that NumPy would do
@@ -86,8 +88,9 @@ def torch_rhs(system, n_state, *, needs_gradients=False, device="cpu"):
     if needs_gradients:
         raise ValueError("rollout_steps > 1 backpropagates through the integrator, so system.rhs must accept "
                          "torch tensors (use torch functions, or x.sin() style methods, in your rhs).")
-    warnings.warn("system.rhs does not accept torch tensors; it is called through NumPy round trips, which is "
-                  "slower (and copies to the host on a GPU). Write it with torch-compatible operations to avoid this.",
+    warnings.warn("system.rhs does not accept torch tensors; it is called through NumPy round trips, which "
+                  "is slower (and copies to the host on a GPU). Write it with torch-compatible operations "
+                  "to avoid this.",
                   UserWarning, stacklevel=4)
     return NumpyRHS(function, state_at)
 

@@ -16,7 +16,8 @@ import torch
 from .conditions import Conditions
 from .corrections import rms
 
-__all__ = ["step_pairs", "TeacherForcedData", "RolloutData", "EarlyStopping", "subnormals_flushed", "train_epochs"]
+__all__ = ["step_pairs", "TeacherForcedData", "RolloutData", "EarlyStopping", "subnormals_flushed",
+           "train_epochs"]
 
 
 def _chunks(n, size):
@@ -75,7 +76,8 @@ class TeacherForcedData:
     """
 
     def __init__(self, data, stride, step, device, batch_size):
-        u, u_next, conditions = step_pairs(data, stride, step.dt / stride, conditioned=step.system is not None)
+        u, u_next, conditions = step_pairs(data, stride, step.dt / stride,
+                                           conditioned=step.system is not None)
         u = torch.as_tensor(u, device=device, dtype=torch.float64)
         u_next = torch.as_tensor(u_next, device=device, dtype=torch.float64)
         self.conditions = _as_tensors(conditions, device)

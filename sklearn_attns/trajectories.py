@@ -47,8 +47,10 @@ class TrajectorySet:
 
     def take(self, indices):
         """The trajectories ``indices`` (an integer array)."""
-        return TrajectorySet([self.X[i] for i in indices], None if self.params is None else self.params[indices],
-                             None if self.inputs is None else [self.inputs[i] for i in indices], self.t0[indices])
+        return TrajectorySet([self.X[i] for i in indices],
+                             None if self.params is None else self.params[indices],
+                             None if self.inputs is None else [self.inputs[i] for i in indices],
+                             self.t0[indices])
 
     def groups(self):
         """``(indices, X, params, inputs, t0)`` per length: equal-length trajectories stacked."""
@@ -89,8 +91,8 @@ def check_trajectory_set(X, system, params=None, inputs=None, t0=None, n_state=N
         trajectories = list(check_trajectories(X, n_state, min_times=min_times, owner=owner))
     n = len(trajectories)
     lengths = [len(x) for x in trajectories]
-    return TrajectorySet(trajectories, _check_params(params, system, n), _check_inputs(inputs, system, lengths),
-                         _check_t0(t0, n))
+    return TrajectorySet(trajectories, _check_params(params, system, n),
+                         _check_inputs(inputs, system, lengths), _check_t0(t0, n))
 
 
 def check_conditions(system, n, n_times, params=None, inputs=None, t0=None):
@@ -102,15 +104,23 @@ def check_conditions(system, n, n_times, params=None, inputs=None, t0=None):
     return params, None if inputs is None else np.stack(inputs), _check_t0(t0, n)
 
 
+def _declared(value, name, count, what):
+    """Whether ``value`` (argument ``name``) is to be checked: refused where the system
+    declares ``n_name = 0``, required where it declares some."""
+    if count == 0:
+        if value is not None:
+            raise ValueError(f"{name} was given, but the system has n_{name}=0; declare n_{name} on the "
+                             f"system (ODESystem(..., n_{name}=...)) or leave {name} out.")
+        return False
+    if value is None:
+        raise ValueError(f"{name} is required: the system has n_{name}={count} ({what}).")
+    return True
+
+
 def _check_params(params, system, n):
     n_params = getattr(system, "n_params", 0)
-    if n_params == 0:
-        if params is not None:
-            raise ValueError(f"params was given, but the system has n_params=0; declare n_params on the system "
-                             f"(ODESystem(..., n_params=...)) or leave params out.")
+    if not _declared(params, "params", n_params, "one row per trajectory"):
         return None
-    if params is None:
-        raise ValueError(f"params is required: the system has n_params={n_params} (one row per trajectory).")
     params = _real_array(params, "params")
     if params.shape != (n, n_params):
         raise ValueError(f"params must have shape (n_trajectories, n_params) = {(n, n_params)}, "
@@ -120,13 +130,8 @@ def _check_params(params, system, n):
 
 def _check_inputs(inputs, system, lengths):
     n_inputs = getattr(system, "n_inputs", 0)
-    if n_inputs == 0:
-        if inputs is not None:
-            raise ValueError("inputs was given, but the system has n_inputs=0; declare n_inputs on the system "
-                             "(ODESystem(..., n_inputs=...)) or leave inputs out.")
+    if not _declared(inputs, "inputs", n_inputs, "one signal sample per state"):
         return None
-    if inputs is None:
-        raise ValueError(f"inputs is required: the system has n_inputs={n_inputs} (one signal sample per state).")
     if isinstance(inputs, (list, tuple)):
         inputs = [_real_array(w, f"inputs[{i}]") for i, w in enumerate(inputs)]
     else:
@@ -200,11 +205,12 @@ def from_solve_ivp(solutions):
         if not getattr(solution, "success", True):
             raise ValueError(f"solutions[{i}] failed: {getattr(solution, 'message', '')}")
         if len(t) < 2:
-            raise ValueError(f"solutions[{i}] holds {len(t)} times; ask solve_ivp for t_eval with at least 2.")
+            raise ValueError(f"solutions[{i}] holds {len(t)} times; ask solve_ivp for t_eval with "
+                             "at least 2.")
         steps = np.diff(t)
         if not np.allclose(steps, steps[0], rtol=1e-6, atol=0):
-            raise ValueError(f"solutions[{i}] is not equally spaced in time: pass t_eval=np.arange(t0, t1, dt) "
-                             "to solve_ivp.")
+            raise ValueError(f"solutions[{i}] is not equally spaced in time: "
+                             "pass t_eval=np.arange(t0, t1, dt) to solve_ivp.")
         X.append(y.T)
         t0.append(t[0])
         spacings.append(steps[0])

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from sklearn_attns.integrators import INTEGRATORS
 from sklearn_attns.systems import ODESystem
 
 
@@ -60,6 +61,19 @@ def raises_named(*names, seconds=30):
 def damping(u):
     """A dimension-agnostic linear ODE that accepts NumPy arrays and torch tensors."""
     return -0.5 * u
+
+
+def plain_rollout(rhs, integrator, u0, dt, n_steps):
+    """The classical integrator alone, step by step in float64: ``(n, n_steps + 1, n_state)``.
+
+    What a hybrid solver must reproduce when its correction is zero (an untrained network,
+    whose last layer starts at zero, or ``correction="none"``)."""
+    u = np.asarray(u0, dtype=np.float64)
+    path = [u]
+    for _ in range(n_steps):
+        u = INTEGRATORS[integrator].step(rhs, u, dt)
+        path.append(u)
+    return np.stack(path, 1)
 
 
 @contextmanager

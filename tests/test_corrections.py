@@ -13,7 +13,8 @@ from sklearn_attns.corrections import CPU_BLOCK_BYTES, Rational, build_network, 
 from sklearn_attns.integrators import get_integrator
 from sklearn_attns.systems import ODESystem, SpringMass, linear_operator_of
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.mark.parametrize("safe", [True, False])

@@ -33,6 +33,10 @@ from sklearn_attns.systems import ElasticPendulum
 
 GRID = {"integrator": ["euler", "rk4"], "correction": ["attns", "neurvec"], "width": [8, 16]}
 
+# The cluster's two worker processes each start an interpreter and import torch (half a
+# minute on two busy cores): every test that uses it is slow.
+on_the_cluster = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def client():
@@ -49,15 +53,6 @@ def client():
     yield client
     client.close()
     cluster.close()
-
-
-@pytest.fixture
-def one_torch_thread():
-    previous = limit_torch_threads(1)
-    yield
-    limit_torch_threads(previous)
-
-
 
 
 def _solver(system):
@@ -82,6 +77,7 @@ def _ran_on_workers(client, stream):
     return len(stream.data) > 0 and all(task["worker"] in workers for task in stream.data)
 
 
+@on_the_cluster
 def test_workers_are_separate_processes_with_one_torch_thread(client):
     states = _on_each_worker(client, _worker_state)
     assert len(states) == 2
@@ -89,6 +85,7 @@ def test_workers_are_separate_processes_with_one_torch_thread(client):
     assert all(s["torch_threads"] == 1 and not s["cuda_initialized"] for s in states.values()), states
 
 
+@on_the_cluster
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_grid_search_on_dask_matches_serial(client, chain_data, one_torch_thread):
     from distributed import get_task_stream
@@ -118,6 +115,7 @@ def test_grid_search_on_dask_matches_serial(client, chain_data, one_torch_thread
     assert not any(s["cuda_initialized"] for s in _on_each_worker(client, _worker_state).values())
 
 
+@on_the_cluster
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_cross_val_score_on_dask_matches_serial(client, chain_data, one_torch_thread):
     system, X = chain_data
@@ -127,6 +125,7 @@ def test_cross_val_score_on_dask_matches_serial(client, chain_data, one_torch_th
     np.testing.assert_allclose(distributed, serial, rtol=1e-12, atol=0)
 
 
+@on_the_cluster
 def test_make_trajectories_on_dask_matches_serial(client):
     from distributed import get_task_stream
 

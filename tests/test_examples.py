@@ -4,7 +4,7 @@ Each runs in a fresh Python process with the non-interactive ``Agg`` backend, fr
 temporary working folder so that nothing it writes lands in the repository. Scripts
 that plot are skipped where matplotlib is not installed (it is in the ``plot`` and
 ``docs`` extras). These are the slowest tests of the suite (seconds to tens of seconds
-each); ``pytest --ignore=tests/test_examples.py`` leaves them out.
+each), marked slow: ``pytest -m "not slow"`` leaves them out.
 """
 
 import importlib.util
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 
 def test_examples_found():
@@ -25,6 +26,7 @@ def test_examples_found():
     assert expected <= names, f"missing examples: {sorted(expected - names)}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", EXAMPLES, ids=lambda path: path.name)
 def test_example_runs(script, tmp_path):
     if "matplotlib" in script.read_text() and importlib.util.find_spec("matplotlib") is None:
@@ -32,6 +34,8 @@ def test_example_runs(script, tmp_path):
     # One torch thread unless the caller says otherwise: the examples' networks are small,
     # and on a busy machine a second thread makes them many times slower, not faster.
     env = {"OMP_NUM_THREADS": "1", **os.environ, "MPLBACKEND": "Agg"}
+    # The package of this checkout, whatever another installation of it the interpreter has.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     result = subprocess.run([sys.executable, str(script)], check=False, cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (

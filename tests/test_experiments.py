@@ -13,18 +13,21 @@ import sys
 import numpy as np
 import pytest
 import torch
-from helpers import subnormal_reads_as_zero
+from helpers import interrupt_training_after, subnormal_reads_as_zero
 
 from sklearn_attns import experiments
 from sklearn_attns.__main__ import main
 from sklearn_attns.experiments import (
     EXPERIMENTS,
     SCALES,
+    figures,
     format_mse,
     run_experiment,
     top_second_derivative,
     with_overrides,
 )
+from sklearn_attns.experiments import cells as cells_module
+from sklearn_attns.experiments import run as run_module
 
 pytest.importorskip("matplotlib")
 
@@ -108,13 +111,13 @@ def test_table1_reports_relative_inference_speed(finished):
 def cells_run(monkeypatch):
     """The keys of the cells that ``run_cell`` runs from now on, in order."""
     calls = []
-    real_run_cell = experiments.run_cell
+    real_run_cell = run_module.run_cell
 
     def counting_run_cell(cell, *args, **kwargs):
         calls.append(cell.key)
         return real_run_cell(cell, *args, **kwargs)
 
-    monkeypatch.setattr(experiments, "run_cell", counting_run_cell)
+    monkeypatch.setattr(run_module, "run_cell", counting_run_cell)
     return calls
 
 
@@ -159,7 +162,7 @@ def test_report_writes_the_finished_cells_and_lists_the_others(tmp_path, monkeyp
     def fail(*args, **kwargs):
         raise AssertionError("report_only ran a cell")
 
-    monkeypatch.setattr(experiments, "run_cell", fail)
+    monkeypatch.setattr(run_module, "run_cell", fail)
     reported, paths = _run("appendix-d1", tmp_path, report_only=True)
     assert len(reported) == 1 and reported[0]["mse"] in [r["mse"] for r in records]
     with open(paths["csv"], newline="", encoding="utf-8") as handle:
@@ -249,8 +252,8 @@ def test_bad_scale_errors_clearly(capsys):
 
 def test_cli_runs_an_experiment_at_the_hidden_tiny_scale(tmp_path, capsys, monkeypatch):
     out = tmp_path / "d1"
-    modes, run = [], experiments.run_experiment
-    monkeypatch.setattr(experiments, "run_experiment",
+    modes, run = [], run_module.run_experiment
+    monkeypatch.setattr(run_module, "run_experiment",
                         lambda *a, **k: modes.append(subnormal_reads_as_zero()) or run(*a, **k))
     if not torch.set_flush_denormal(False):
         pytest.skip("this CPU has no flush-to-zero mode (torch.set_flush_denormal returns False)")
@@ -267,13 +270,36 @@ def test_cli_runs_an_experiment_at_the_hidden_tiny_scale(tmp_path, capsys, monke
     assert printed.count("epoch 1/1: loss") == sum(c.correction != "none" for c in cells) > 0
 
 
-def test_demo_prints_the_table_and_writes_the_figure(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(experiments, "DEMO_SCALE", with_overrides(TINY, data={"spring_mass": 0.002}))
+def test_demo_prints_the_table_and_writes_the_figures(tmp_path, capsys, monkeypatch, request):
+    monkeypatch.setattr(cells_module, "DEMO_SCALE", with_overrides(TINY, data={"spring_mass": 0.002}))
     assert main(["demo", "--out", str(tmp_path), "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "| Spring-mass |" in printed and "AttNS" in printed and "NeurVec" in printed
     assert "RK4 (plain)" in printed
-    assert (tmp_path / "demo.png").exists()
+    for name, what in (("demo.png", "test MSE"), ("demo_error.png", "test MSE over time"),
+                       ("demo_trajectories.png", "trajectories")):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figure ({what}): {tmp_path / name}" in printed
+
+    # Each cell keeps the reference and its prediction of the first test trajectories.
+    n_state = 2 * TINY.n_masses
+    cell_files = sorted((tmp_path / "cells").glob("*.json"))
+    assert len(cell_files) == 3
+    stored = [json.loads(path.read_text(encoding="utf-8"))["result"]["paths"] for path in cell_files]
+    for paths in stored:
+        true, predicted = np.array(paths["true"]), np.array(paths["predicted"])
+        assert true.shape == predicted.shape and true.shape[0] == experiments.DEMO.keep_paths
+        assert true.shape[2] == n_state
+        np.testing.assert_array_equal(true, stored[0]["true"])
+        np.testing.assert_array_equal(predicted[:, 0], true[:, 0])  # the same initial states
+
+    # A stored cell without them (made before the figures needed them) is run again.
+    calls = request.getfixturevalue("cells_run")
+    content = json.loads(cell_files[0].read_text(encoding="utf-8"))
+    del content["result"]["paths"]
+    cell_files[0].write_text(json.dumps(content), encoding="utf-8")
+    assert main(["demo", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    assert calls == [cell_files[0].stem]
 
 
 def test_demo_uses_the_paper_network_on_the_twenty_mass_chain():
@@ -328,7 +354,7 @@ def test_cell_keys_are_unique_within_each_experiment():
     (float("inf"), 2e-6, "test MSE 2e-06 against inf"),
 ])
 def test_demo_summary_ratio(other, ours, expected):
-    from sklearn_attns.__main__ import _ratio
+    from sklearn_attns.experiments.cli import _ratio
 
     assert _ratio(other, ours) == expected
 
@@ -336,14 +362,13 @@ def test_demo_summary_ratio(other, ours, expected):
 def test_bar_chart_legend_names_every_series_once(tmp_path, monkeypatch):
     """Table 2's LSTM and Transformer rows have no spring-mass bar, so they first appear
     in the second panel; the legend must still name them (and nothing twice)."""
-    from sklearn_attns import plotting
-
+    panels = (("chain", ("Ours", "w/ skip")), ("pendulum", ("Ours", "LSTM", "Transformer")))
     records = [{"system": system, "variant": variant, "mse": 1e-6, "paper_mse": ""}
-               for system, variants in (("chain", ("Ours", "w/ skip")), ("pendulum", ("Ours", "LSTM", "Transformer")))
-               for variant in variants]
+               for system, variants in panels for variant in variants]
     shown = {}
-    monkeypatch.setattr(plotting, "_finish", lambda figure, handles, labels, title, path: shown.update(labels=labels))
-    plotting.bar_chart(records, tmp_path / "t.png", panels=("system",), series="variant")
+    monkeypatch.setattr(figures, "_finish",
+                        lambda figure, handles, labels, title, path: shown.update(labels=labels))
+    figures.bar_chart(records, tmp_path / "t.png", panels=("system",), series="variant")
     assert shown["labels"] == ["Ours", "w/ skip", "LSTM", "Transformer"]
 
 
@@ -353,17 +378,129 @@ def test_charts_are_not_cut_at_the_image_edges(tmp_path, chart):
     cut off at the right edge: every edge of the saved image must be background."""
     import matplotlib.image
 
-    from sklearn_attns import plotting
-
     long_label = "Ours (h = 2, d1 = 1024), a long legend label"
     records = [{"system": "chain", "variant": variant, "mse": mse, "paper_mse": "", "data": "50%",
                 "loss_curve": [1.0, 0.1], "mse_per_step": [0.0, mse, 2 * mse], "dt": 0.1}
                for variant, mse in ((long_label, 1e-6), ("h = 3", 1e-5))]
     path = tmp_path / "chart.png"
     if chart == "bar_chart":
-        plotting.bar_chart(records, path, panels=("system",), series="variant", title="one panel")
+        figures.bar_chart(records, path, panels=("system",), series="variant", title="one panel")
     else:
-        plotting.curve_chart(records, path, panels="data", series="variant", title="one panel")
+        figures.curve_chart(records, path, panels="data", series="variant", title="one panel")
     image = matplotlib.image.imread(path)[..., :3]
     for edge in (image[0], image[-1], image[:, 0], image[:, -1]):
         assert np.all(edge > 0.95), "something is drawn on the image's edge: the figure was cut"
+
+
+def test_corrections_and_integrators_come_from_the_library_registries():
+    from sklearn_attns.corrections import CORRECTIONS
+    from sklearn_attns.integrators import INTEGRATORS
+
+    assert set(experiments.CORRECTIONS) == {c.name for c in CORRECTIONS.values()} == set(CORRECTIONS)
+    assert len(experiments.CORRECTIONS) == len(set(experiments.CORRECTIONS))
+    # The plain integrator first, then the paper's order (Fig. 3's legend).
+    assert experiments.CORRECTIONS[:6] == ("none", "attns", "attns-m", "neurvec", "csm", "fsnet")
+    # Each method once, whatever aliases the registry holds; by order of accuracy.
+    assert experiments.INTEGRATORS == ("euler", "heun", "rk3", "rk4")
+    assert set(experiments.INTEGRATORS) == {integrator.name for integrator in INTEGRATORS.values()}
+    assert "improved_euler" not in experiments.INTEGRATORS
+    # Each has the paper's name (a new one in the library shows its registry name until it gets one).
+    assert set(cells_module.METHOD_NAMES) | {"none"} == set(CORRECTIONS)
+    assert set(cells_module.INTEGRATOR_NAMES) == set(experiments.INTEGRATORS)
+    fig3 = EXPERIMENTS["fig3"].cells(TINY)
+    assert {c.correction for c in fig3} == set(CORRECTIONS)
+    assert [c.integrator for c in fig3][::len(fig3) // 4] == list(experiments.INTEGRATORS)
+
+
+def test_with_overrides_records_what_it_changes():
+    quick = SCALES["quick"]
+    assert with_overrides(quick) is quick and with_overrides(quick, max_epochs=None) is quick
+    five = with_overrides(quick, max_epochs=5)
+    assert five.changes == (("max_epochs", 30, 5),)
+    assert "with 5 training epochs instead of its 30" in five.describe()
+    # Composed changes keep the scale's own value; a change back to it is no change.
+    assert with_overrides(five, max_epochs=7).changes == (("max_epochs", 30, 7),)
+    assert with_overrides(five, max_epochs=30).changes == ()
+    assert with_overrides(five, batch_size=64).changes == (("max_epochs", 30, 5), ("batch_size", 512, 64))
+    with pytest.raises(TypeError, match="cannot change"):
+        with_overrides(quick, epochs=5)
+
+
+def test_markdown_header_says_when_epochs_override_the_scale(tmp_path):
+    """--epochs 1 at the tiny scale (2 epochs): the table was made with 1 epoch, and says so."""
+    assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--epochs", "1", "--out", str(tmp_path),
+                 "--device", "cpu", "--report"]) == 0
+    header = (tmp_path / "appendix-d1.md").read_text(encoding="utf-8").splitlines()[2]
+    assert header.startswith("Scale **tiny**, with 1 training epoch instead of its 2:"), header
+    assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--out", str(tmp_path), "--report"]) == 0
+    header = (tmp_path / "appendix-d1.md").read_text(encoding="utf-8").splitlines()[2]
+    assert header.startswith("Scale **tiny**: a smoke-test size"), header
+    # The solver's own choice of epochs is a valid override too.
+    assert main(["reproduce", "appendix-d1", "--scale", "tiny", "--epochs", "auto", "--out", str(tmp_path),
+                 "--report"]) == 0
+    header = (tmp_path / "appendix-d1.md").read_text(encoding="utf-8").splitlines()[2]
+    assert header.startswith("Scale **tiny**, with max_epochs = 'auto' instead of its 2:"), header
+
+
+def _cli_error(capsys, *argv):
+    """The exit code and the message of a command line that must be refused."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    return exc.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["demo"], ["reproduce", "appendix-d1", "--scale", "tiny"]])
+@pytest.mark.parametrize("option, value, expected", [
+    ("--threads", "0", "expected a positive integer, got '0'"),
+    ("--threads", "two", "expected a positive integer, got 'two'"),
+    ("--epochs", "-1", "max_epochs"),
+    ("--epochs", "1.5", "max_epochs"),
+    ("--epochs", "many", "max_epochs"),
+    ("--device", "bogus", "'bogus'"),
+    ("--device", "tpu", "'tpu'"),
+])
+def test_cli_refuses_bad_options_with_a_usage_error(command, option, value, expected, capsys, data_home,
+                                                    tmp_path):
+    code, err = _cli_error(capsys, *command, "--out", str(tmp_path / "out"), option, value)
+    assert code == 2
+    assert f"error: argument {option}: " in err and expected in err, err
+    assert "Traceback" not in err
+    # Refused before anything ran: no data set made, no output folder.
+    assert not data_home.exists() and not (tmp_path / "out").exists()
+
+
+def test_cli_refuses_cuda_where_there_is_none(capsys, tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here, so --device cuda is valid")
+    code, err = _cli_error(capsys, "demo", "--out", str(tmp_path), "--device", "cuda")
+    assert code == 2 and "argument --device: " in err and "CUDA is not available" in err
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_cli_refuses_an_output_folder_that_is_a_file(below, capsys, data_home, tmp_path):
+    existing = tmp_path / "results.txt"
+    existing.write_text("not a folder", encoding="utf-8")
+    out = existing / below if below else existing
+    code, err = _cli_error(capsys, "reproduce", "appendix-d1", "--scale", "tiny", "--out", str(out))
+    assert code == 2 and "error: argument --out: " in err and "results.txt" in err and "is a file" in err, err
+    assert existing.read_text(encoding="utf-8") == "not a folder" and not data_home.exists()
+
+
+def test_interrupted_cell_stores_nothing_and_runs_again(tmp_path, cells_run):
+    """Ctrl-C in a fit stops the experiment: the cell is not stored (a stored cell would be
+    trusted on the next run, with its training cut short), and the next run computes it."""
+    keys = [cell.key for cell in EXPERIMENTS["appendix-d1"].cells(TINY)]
+    with interrupt_training_after(1), pytest.raises(KeyboardInterrupt):
+        _run("appendix-d1", tmp_path)
+    interrupted = cells_run[-1]
+    assert EXPERIMENTS["appendix-d1"].cells(TINY)[keys.index(interrupted)].correction != "none"
+    finished = keys[:keys.index(interrupted)]
+    cell_dir = tmp_path / "cells"
+    # Only the cells that finished before it, and no partial or temporary file.
+    assert sorted(path.name for path in cell_dir.iterdir()) == sorted(f"{key}.json" for key in finished)
+
+    cells_run.clear()
+    records, _ = _run("appendix-d1", tmp_path)
+    assert cells_run == keys[len(finished):] and cells_run[0] == interrupted
+    assert len(records) == len(keys)
+    assert all(r["epochs"] == TINY.max_epochs for r in records if r["depth"] != "")

@@ -11,7 +11,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.neural_network import MLPRegressor
 from sklearn.utils.validation import check_is_fitted
 
@@ -26,7 +26,8 @@ X = make_trajectories(SYSTEM, n_trajectories=16, t_end=2.0, dt=0.2, fine_dt=1e-2
 
 
 def small(**params):
-    defaults = dict(system=SYSTEM, dt=0.2, width=16, max_epochs=2, batch_size=64, device="cpu", random_state=0)
+    defaults = dict(system=SYSTEM, dt=0.2, width=16, max_epochs=2, batch_size=64, device="cpu",
+                    random_state=0)
     return HybridSolverRegressor(**{**defaults, **params})
 
 
@@ -201,3 +202,16 @@ def test_a_validation_fraction_leaving_nothing_says_so():
         small(early_stopping=True, validation_fraction=0.999).fit(X)
     message = str(info.value)
     assert "validation_fraction=0.999" in message and "16 of the 16" in message and "none to train" in message
+
+
+# --- the default training budget ------------------------------------------------------------
+
+
+def test_a_default_fit_converges_without_a_warning_and_a_short_one_warns():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = HybridSolverRegressor(system=SYSTEM, dt=0.2, device="cpu", random_state=0).fit(X)
+    # 16 trajectories x 10 steps: batches of 128 (the floor), 2 per epoch, 300 epochs (the cap)
+    assert est.n_iter_ == 300
+    with pytest.warns(ConvergenceWarning, match="still falling"):
+        HybridSolverRegressor(system=SYSTEM, dt=0.2, max_epochs=12, device="cpu", random_state=0).fit(X)

@@ -187,9 +187,12 @@ def test_stability_polynomial_and_slope_matrix_match_stepping_a_linear_system(na
     a = rng.normal(size=(dim, dim))
     u = rng.normal(size=(5, dim))
     integrator = get_integrator(name)
-    for matrix, expected in ((integrator.stability_polynomial(dt * a), integrator.step(lambda v: v @ a.T, u, dt)),
-                             (integrator.slope_matrix(a, dt), integrator.increment(lambda v: v @ a.T, u, dt))):
-        np.testing.assert_allclose(u @ matrix.T, expected, rtol=1e-10, atol=1e-10 * (1 + np.abs(expected).max()))
+    for matrix, expected in ((integrator.stability_polynomial(dt * a),
+                              integrator.step(lambda v: v @ a.T, u, dt)),
+                             (integrator.slope_matrix(a, dt),
+                              integrator.increment(lambda v: v @ a.T, u, dt))):
+        np.testing.assert_allclose(u @ matrix.T, expected, rtol=1e-10,
+                                   atol=1e-10 * (1 + np.abs(expected).max()))
 
 
 @given(seed=st.integers(0, 2**32 - 1), dim=st.integers(1, 6), dt=st.floats(1e-3, 2.0))
@@ -200,6 +203,97 @@ def test_stability_polynomial_and_slope_matrix_are_truncated_exponentials(name, 
     a = np.random.RandomState(seed).normal(size=(dim, dim))
     integrator, order = get_integrator(name), ORDERS[name]
     powers = [np.linalg.matrix_power(a, k) / math.factorial(k) for k in range(order + 1)]
-    for matrix, expected in ((integrator.stability_polynomial(dt * a), sum(dt**k * p for k, p in enumerate(powers))),
-                             (integrator.slope_matrix(a, dt), sum(dt ** (k - 1) * p for k, p in enumerate(powers) if k))):
+    for matrix, expected in ((integrator.stability_polynomial(dt * a),
+                              sum(dt**k * p for k, p in enumerate(powers))),
+                             (integrator.slope_matrix(a, dt),
+                              sum(dt ** (k - 1) * p for k, p in enumerate(powers) if k))):
         np.testing.assert_allclose(matrix, expected, rtol=1e-12, atol=1e-12 * (1 + np.abs(expected).max()))
+
+
+# --- DOP853's 8th-order method as a fixed-step tableau -----------------------------------------
+
+# Step counts in each problem's asymptotic range and above rounding (errors 1e-10 .. 1e-14):
+# the logistic solution starting at 2 has a pole at t = -log 2, so its errors settle later.
+DOP853_STEPS = {"rotation": (5, 6, 8, 10, 12), "logistic": (16, 20, 24, 32)}
+
+
+@pytest.mark.parametrize("problem", sorted(DOP853_STEPS))
+def test_dop853_observed_order_is_8(problem):
+    # Measured slopes: rotation 8.003 (errors 1.2e-10 .. 1.1e-13), logistic 7.926 (2.5e-12 .. 1.0e-14).
+    slope, errors = observed_order(get_integrator("dop853"), problem, DOP853_STEPS[problem])
+    print(f"dop853 on {problem}: slope {slope:.3f}, errors {errors}")
+    assert abs(slope - 8) < 0.2
+    assert get_integrator("dop853").order == 8
+
+
+def _tableau_arrays(integrator):
+    n = len(integrator.a)
+    a = np.zeros((n, n))
+    for i, row in enumerate(integrator.a):
+        a[i, : len(row)] = row
+    return a, np.array(integrator.b), np.array(integrator.c)
+
+
+def test_dop853_meets_the_order_conditions_of_its_order():
+    """Two families of order conditions, written from the theory rather than the code: the
+    quadrature conditions sum(b c^(k-1)) = 1/k and, for the linear test equation, the
+    Taylor coefficients b A^(k-1) 1 = 1/k! of exp(z), both for k = 1..8."""
+    a, b, c = _tableau_arrays(get_integrator("dop853"))
+    ones = np.ones(len(b))
+    for k in range(1, 9):
+        assert b @ c ** (k - 1) == pytest.approx(1 / k, rel=1e-13, abs=1e-14)
+        assert b @ np.linalg.matrix_power(a, k - 1) @ ones == pytest.approx(1 / math.factorial(k), rel=1e-11)
+    np.testing.assert_allclose(a.sum(1), c, rtol=0, atol=1e-14)
+    # Not of order 9: the ninth Taylor coefficient is 2% off (rounding here is below 1e-15).
+    assert abs(b @ np.linalg.matrix_power(a, 8) @ ones * math.factorial(9) - 1) > 0.01
+
+
+def test_dop853_step_matches_scipys_runge_kutta_step():
+    """scipy's DOP853 advances its 8th-order solution with ``rk_step`` on the same 12 stages."""
+    from scipy.integrate._ivp import dop853_coefficients as coefficients
+    from scipy.integrate._ivp.rk import rk_step
+
+    u = np.array([1.2, -0.3])
+    h = 0.3
+    k = np.empty((coefficients.N_STAGES + 1, 2))
+    stages = slice(None, coefficients.N_STAGES)
+    expected, _ = rk_step(lambda t, y: nonlinear_rotation(y[None])[0], 0.0, u, nonlinear_rotation(u[None])[0],
+                          h, coefficients.A[stages, stages], coefficients.B, coefficients.C[stages], k)
+    ours = get_integrator("dop853").step(nonlinear_rotation, u[None], h)[0]
+    np.testing.assert_allclose(ours, expected, rtol=1e-14, atol=1e-15)
+
+
+# --- A tableau checks itself -----------------------------------------------------------------
+
+BROKEN_TABLEAUX = {
+    "upper triangle": (((0.5,), (1.0,)), (0.5, 0.5), 2, None, "strictly lower triangular"),
+    "weights do not sum to 1": (((), (1.0,)), (0.5, 0.4), 2, None, r"sum\(b\) == 1"),
+    "second-order condition": (((), (1.0,)), (1.0, 0.0), 2, None, r"sum\(b \* c\) == 1/2"),
+    "nodes not the row sums": (((), (1.0,)), (0.5, 0.5), 2, (0.0, 0.5), "differs from the sum of row 1"),
+    "one weight missing": (((), (1.0,)), (1.0,), 1, None, "one weight per stage"),
+    "no stage": ((), (), 1, None, "at least one stage"),
+    "non-finite": (((), (float("nan"),)), (0.5, 0.5), 1, None, "finite"),
+    "order zero": (((),), (1.0,), 0, None, "order must be a positive int"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_TABLEAUX))
+def test_broken_tableau_raises_value_error_naming_it(case):
+    a, b, order, c, message = BROKEN_TABLEAUX[case]
+    with pytest.raises(ValueError, match=message) as info:
+        Integrator("broken", a, b, order, c)
+    assert "'broken'" in str(info.value)
+
+
+def test_a_corrupted_dop853_weight_is_caught():
+    """One weight of the real tableau moved by 1e-6 (sum(b) is then 1 + 1e-6) does not pass."""
+    dop853 = get_integrator("dop853")
+    b = list(dop853.b)
+    b[5] += 1e-6
+    with pytest.raises(ValueError, match=r"sum\(b\) == 1"):
+        Integrator("dop853-corrupted", dop853.a, tuple(b), 8, dop853.c)
+
+
+def test_first_order_tableau_is_not_held_to_the_second_order_condition():
+    """Euler's weights fail sum(b c) = 1/2 by construction; claiming order 1 is consistent."""
+    assert Integrator("euler-like", ((), (1.0,)), (1.0, 0.0), 1).c == (0.0, 1.0)

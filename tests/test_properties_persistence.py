@@ -99,9 +99,8 @@ def test_round_trip_keeps_predictions_and_parameters(config, numpy_scalars, seed
     params = {**SMALL, **config, "data_dt": 0.1, "random_state": seed}
     if numpy_scalars:  # NumPy scalars are valid parameters, and must be stored as well
         params.update(depth=np.int32(config["depth"]), dt=np.float64(config["dt"]),
-                      skip_connection=np.bool_(config["skip_connection"]), random_state=np.int64(seed))
-        if config["module"] == "mlp":  # torch's LSTM and Transformer refuse a NumPy width: see issue 5's report
-            params["width"] = np.int64(8)
+                      skip_connection=np.bool_(config["skip_connection"]), random_state=np.int64(seed),
+                      width=np.int64(8))
     estimator = HybridSolverRegressor(**params).fit(X)
     loaded = load_bytes(to_bytes(estimator))
     np.testing.assert_array_equal(predictions(loaded), predictions(estimator))
@@ -170,7 +169,8 @@ def test_other_numpy_files_fail_cleanly(tmp_path):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (st.lists(children, max_size=3)
+                      | st.dictionaries(st.text(max_size=5), children, max_size=3)),
     max_leaves=6,
 )
 
@@ -265,7 +265,8 @@ def damaged_arrays(draw, arrays):
             np.zeros(draw(st.integers(0, 4)), dtype=np.float32))
     elif kind == "reshape":
         key = draw(st.sampled_from(sorted(k for k in arrays if k.startswith("weight/"))))
-        shape = draw(st.lists(st.integers(0, 9), max_size=3).map(tuple).filter(lambda s: s != arrays[key].shape))
+        shape = draw(st.lists(st.integers(0, 9), max_size=3).map(tuple)
+                     .filter(lambda s: s != arrays[key].shape))
         arrays[key] = np.zeros(shape, dtype=arrays[key].dtype)
     elif kind == "retype":
         key = draw(st.sampled_from(sorted(k for k in arrays if k.startswith("weight/"))))
@@ -288,7 +289,8 @@ def test_weights_of_the_wrong_shape_or_dtype_or_missing_fail_cleanly(model, data
 
 
 @pytest.mark.parametrize("path, value", [
-    (("fitted", "model_params_", "width"), 10**12),  # would allocate terabytes before the weights are compared
+    # would allocate terabytes before the weights are compared
+    (("fitted", "model_params_", "width"), 10**12),
     (("fitted", "model_params_", "depth"), 10**7),  # would build ten million layers
     (("fitted", "n_features_in_"), 10**12),
     (("system", "params", "n_masses"), 10**9),
