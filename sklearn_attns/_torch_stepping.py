@@ -1,0 +1,361 @@
+"""Fine steps of many trajectories on torch tensors, fused by ``torch.compile``.
+
+:func:`~sklearn_attns.datasets.make_trajectories` steps a system whose right-hand side
+accepts torch tensors here (on a GPU, or on the CPU when the job is large enough for
+compiling to pay). Three things make it fast:
+
+* **Columns, not rows.** A batch of states is held transposed, as an ``(n_state, rows)``
+  tensor, so that each state component is contiguous across the rows; the right-hand
+  side still sees its usual ``(rows, n_state)`` view (``v.t()``), and the integrator's
+  stage arithmetic runs on the transposed tensors. Compiled, every elementwise operation
+  then vectorises over the rows.
+* **One kernel for several fine steps.** ``torch.compile`` sees ``fuse`` consecutive fine
+  steps as one graph and fuses their elementwise work.
+* **A graph rewrite before Inductor** (:func:`rewrite_for_columns`): a right-hand side
+  that assembles its result with ``stack(..., dim=1)`` or ``cat(..., dim=1)`` would write
+  it row by row, which Inductor's CPU code does not vectorise; the rewrite builds the
+  same values column by column (``stack(..., 0).t()``). Small batched linear solves
+  (``torch.linalg.solve`` of ``k x k`` systems, ``k <= 4``, as in the K-link pendulum)
+  become Gaussian elimination with partial pivoting written out elementwise, which fuses
+  with the rest instead of calling LAPACK once per row.
+
+Compiled steps are checked once against the same steps run eagerly; if they disagree, or
+``torch.compile`` is not available (no C++ compiler, say), the eager steps are used with a
+warning. Compiled functions are kept per system, integrator, step and batch shape for the
+life of the process (worker processes keep theirs between calls).
+
+Dtype and device policy: float64 on the chosen device; states return to the host as
+float64 NumPy arrays.
+"""
+
+import types
+import warnings
+
+import numpy as np
+import torch
+
+from .conditions import Conditions
+
+__all__ = ["TorchStepper", "accepts_tensors"]
+
+# Most fine steps fused into one compiled call: compile time grows with it.
+_MAX_FUSED_STEPS = 4
+# Largest linear system solved elementwise instead of by LAPACK.
+_MAX_UNROLLED_SOLVE = 4
+# A compiled call must agree with the eager one to this relative tolerance.
+_COMPILED_RTOL = 1e-10
+# Most bytes of states kept on the device before they are copied to the host.
+_STAGED_BYTES = 64 * 2**20
+
+_COMPILED = {}  # cache key -> the function that advances a batch by `fuse` fine steps
+
+
+def accepts_tensors(system, u, conditioning, device):
+    """Whether the system's right-hand side takes float64 tensors on ``device`` and
+    returns a float64 tensor of the state's shape (NumPy-only right-hand sides do not)."""
+    args = _probe_arguments(system, u, conditioning, device)
+    try:
+        du = system.evaluate(*args)
+    except Exception:  # noqa: BLE001 - a NumPy-only rhs fails on tensors in any way
+        return False
+    return isinstance(du, torch.Tensor) and du.dtype == torch.float64 and tuple(du.shape) == u.shape
+
+
+def _probe_arguments(system, u, conditioning, device):
+    def tensor(array):
+        return None if array is None else torch.as_tensor(np.ascontiguousarray(array), device=device)
+
+    if not system.conditioned:
+        return None, tensor(u), None, None
+    w = None if conditioning.inputs is None else conditioning.inputs[:, 0]
+    return tensor(conditioning.t0), tensor(u), tensor(conditioning.params), tensor(w)
+
+
+def fused_steps(substeps):
+    """Fine steps per call: the largest divisor of ``substeps`` up to the maximum."""
+    return max(k for k in range(1, min(substeps, _MAX_FUSED_STEPS) + 1) if substeps % k == 0)
+
+
+class TorchStepper:
+    """Advances batches of ``rows`` states by fine steps on torch tensors.
+
+    Parameters
+    ----------
+    system : ODESystem
+        Its right-hand side accepts tensors.
+    integrator : Integrator
+    fine_dt : float
+    substeps : int
+        Fine steps per output interval.
+    rows : int
+        Rows per call; smaller batches are padded to it, so one compiled function serves
+        every batch.
+    device : torch.device
+    compile : bool
+        Run the steps through ``torch.compile``.
+    key : hashable
+        Identifies the system's value (equal systems share compiled functions).
+    """
+
+    def __init__(self, system, integrator, fine_dt, substeps, rows, device, compile, key):
+        self.system, self.integrator, self.fine_dt, self.substeps = system, integrator, fine_dt, substeps
+        self.rows, self.device, self.compile, self.key = rows, torch.device(device), compile, key
+        self.fuse = fused_steps(substeps)
+
+    @property
+    def description(self):
+        return f"torch steps on {self.device}" + (", compiled" if self.compile else "")
+
+    def advance(self, u, n0, n_block, conditioning):
+        """States after output intervals ``n0 .. n0 + n_block - 1``, from states ``u``
+        ``(m, n_state)`` at output ``n0``: shape ``(m, n_block, n_state)``, float64 NumPy."""
+        m = len(u)
+        function = self._function()
+        to_device = self._to_device
+        v = to_device(_pad(u, self.rows).T)
+        params = None if conditioning.params is None else to_device(_pad(conditioning.params, self.rows).T)
+        offsets = [to_device(np.array([(j0 + j) * self.fine_dt for j in range(self.fuse)]))
+                   for j0 in range(0, self.substeps, self.fuse)]
+        out = np.empty((m, n_block, u.shape[1]))
+        # On the CPU, one thread: processes share the cores (and a thread team spinning on
+        # cores that other processes hold runs many times slower).
+        threads = torch.get_num_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                self._steps(function, v, params, offsets, out, n0, n_block, conditioning)
+        finally:
+            torch.set_num_threads(threads)
+        return out
+
+    def _steps(self, function, v, params, offsets, out, n0, n_block, conditioning):
+        to_device = self._to_device
+        # States gather on the device and go to the host a few at a time (on a GPU one
+        # copy per output would stall it), at most _STAGED_BYTES of them.
+        staged = max(1, min(n_block, _STAGED_BYTES // (8 * v.numel())))
+        stage = torch.empty((staged, *v.shape), dtype=v.dtype, device=v.device)
+        for k, n in enumerate(range(n0, n0 + n_block)):
+            t = None
+            if self.system.conditioned:
+                t = to_device(_pad(conditioning.t0 + n * conditioning.dt, self.rows))
+            for i, j0 in enumerate(range(0, self.substeps, self.fuse)):
+                window = None
+                if conditioning.inputs is not None:
+                    # (fuse + 1, n_inputs, rows): each input component contiguous across rows
+                    window = _pad(conditioning.fine_inputs(n, j0, self.fuse), self.rows)
+                    window = to_device(window.transpose(1, 2, 0))
+                v = function(v, t, offsets[i], params, window)
+            stage[k % staged] = v
+            if k % staged == staged - 1 or k == n_block - 1:
+                first = k - k % staged
+                out[:, first : k + 1] = stage[: k + 1 - first].permute(2, 0, 1)[: len(out)].cpu().numpy()
+
+    def _to_device(self, array):
+        return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=self.device)
+
+    def _function(self):
+        key = (self.key, self.integrator, self.fine_dt, self.fuse, self.rows, str(self.device), self.compile)
+        if key not in _COMPILED:
+            eager = _fused_steps_function(self.system, self.integrator, self.fine_dt, self.fuse)
+            _COMPILED[key] = _CheckedCompiled(eager) if self.compile else eager
+        return _COMPILED[key]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["device"] = str(self.device)
+        return state
+
+    def __setstate__(self, state):
+        state["device"] = torch.device(state["device"])
+        self.__dict__.update(state)
+
+
+def _pad(array, rows):
+    """``array`` with its last row repeated up to ``rows`` rows (padding rows are discarded)."""
+    missing = rows - len(array)
+    if missing <= 0:
+        return array
+    return np.concatenate([array, np.repeat(array[-1:], missing, axis=0)])
+
+
+def _fused_steps_function(system, integrator, fine_dt, fuse):
+    """``advance(v, t, offsets, params, inputs)``: ``fuse`` fine steps of the transposed
+    states ``v`` (n_state, rows) from times ``t + offsets[j]``; ``params`` (n_params, rows),
+    ``inputs`` (fuse + 1, n_inputs, rows) the input signal at the fine steps' ends."""
+    interpolation = system.input_interpolation
+
+    def advance(v, t, offsets, params, inputs):
+        p = None if params is None else params.t()
+        w = None if inputs is None else inputs.permute(2, 0, 1)
+        for j in range(fuse):
+            if system.conditioned:
+                conditions = Conditions(None if t is None else t + offsets[j], p,
+                                        None if w is None else w[:, j : j + 2])
+                rhs = conditions.rhs(system.evaluate, fine_dt, interpolation)
+
+                def transposed(c, s, rhs=rhs):
+                    return rhs(c, s.t()).t().contiguous()
+
+                v = integrator.step(transposed, v, fine_dt, at_nodes=True)
+            else:
+                v = integrator.step(_transposed_rhs(system.rhs), v, fine_dt)
+        return v
+
+    # A code object of its own: torch.compile keeps its cache (and its recompilation
+    # limit) per code object, and each system gets its own compiled function.
+    code = advance.__code__.replace()
+    return types.FunctionType(code, advance.__globals__, advance.__name__, advance.__defaults__,
+                              advance.__closure__)
+
+
+def _transposed_rhs(rhs):
+    def transposed(s):
+        return rhs(s.t()).t().contiguous()
+
+    return transposed
+
+
+class _CheckedCompiled:
+    """``torch.compile`` of an eager function, checked against it on the first call; the
+    eager function (with a warning) if compiling fails or the results disagree."""
+
+    def __init__(self, eager):
+        self.eager, self.function, self.checked = eager, None, False
+
+    def __call__(self, *args):
+        if self.checked:
+            return self.function(*args)
+        self.checked = True
+        expected = self.eager(*args)
+        try:
+            self.function = torch.compile(self.eager, backend=_column_major_inductor, dynamic=False)
+            with warnings.catch_warnings():
+                # torch's own modules, imported while compiling, warn about their deprecations
+                warnings.simplefilter("ignore", DeprecationWarning)
+                got = self.function(*args)
+        except Exception as exc:  # noqa: BLE001 - any failure of the compiler stack
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            warnings.warn(f"torch.compile failed, so the fine steps run without it (slower): "
+                          f"{type(exc).__name__}: {first_line}", RuntimeWarning, stacklevel=2)
+            self.function = self.eager
+            return expected
+        scale = float(expected.abs().max()) if expected.numel() else 0.0
+        if not torch.allclose(got, expected, rtol=_COMPILED_RTOL, atol=_COMPILED_RTOL * max(scale, 1e-300),
+                              equal_nan=True):
+            warnings.warn("the compiled fine steps disagree with the eager ones (largest difference "
+                          f"{float((got - expected).abs().max()):.3g}), so they run without torch.compile.",
+                          RuntimeWarning, stacklevel=2)
+            self.function = self.eager
+        return expected
+
+
+# --- The graph rewrite -------------------------------------------------------------------------
+
+_JOINS = tuple(function for function in (torch.stack, torch.cat, getattr(torch, "concat", None),
+                                         getattr(torch, "concatenate", None)) if function is not None)
+
+
+def _column_major_inductor(gm, example_inputs):
+    """A ``torch.compile`` backend: :func:`rewrite_for_columns`, then Inductor."""
+    from torch._inductor.compile_fx import compile_fx
+
+    return compile_fx(rewrite_for_columns(gm), example_inputs)
+
+
+def rewrite_for_columns(gm):
+    """Rewrite a captured graph (in place, and return it) so that its joins into 2-D
+    results build them column by column, and its small linear solves are elementwise."""
+    graph = gm.graph
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+        if node.target in _JOINS:
+            _join_by_columns(graph, node)
+        elif node.target is torch.linalg.solve:
+            _solve_elementwise(graph, node)
+    graph.lint()
+    gm.recompile()
+    return gm
+
+
+def _value(node):
+    return node.meta.get("example_value") if isinstance(node, torch.fx.Node) else None
+
+
+def _join_by_columns(graph, node):
+    """``stack(xs, 1)`` -> ``stack(xs, 0).t()``; ``cat(xs, 1)`` -> ``cat([x.t()...], 0).t()``
+    for 2-D results: the same values, laid out a column at a time."""
+    value, parts = _value(node), node.args[0] if node.args else None
+    if value is None or value.ndim != 2 or not isinstance(parts, (list, tuple)):
+        return
+    if set(node.kwargs) - {"dim", "axis"}:
+        return  # an out= or a name this rewrite does not know
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", node.kwargs.get("axis", 0))
+    if dim not in (1, -1) or not all(_value(x) is not None for x in parts):
+        return
+    with graph.inserting_before(node):
+        if node.target is torch.stack:
+            joined = graph.call_function(torch.stack, (list(parts), 0))
+        else:
+            joined = graph.call_function(torch.cat, ([graph.call_method("t", (x,)) for x in parts], 0))
+        columns = graph.call_method("t", (joined,))
+    node.replace_all_uses_with(columns)
+    graph.erase_node(node)
+
+
+def _solve_elementwise(graph, node):
+    """``torch.linalg.solve(a, b)`` of small square systems -> :func:`unrolled_solve`."""
+    if len(node.args) != 2 or set(node.kwargs) - {"left"} or node.kwargs.get("left", True) is not True:
+        return
+    a, b = (_value(x) for x in node.args)
+    if a is None or b is None or a.ndim < 2 or not a.shape[-1] == a.shape[-2] <= _MAX_UNROLLED_SOLVE:
+        return
+    vector = tuple(b.shape) == tuple(a.shape[:-1])
+    if not vector and (b.ndim != a.ndim or tuple(b.shape[:-1]) != tuple(a.shape[:-1])):
+        return
+    with graph.inserting_before(node):
+        solved = graph.call_function(unrolled_solve, (*node.args, vector))
+    node.replace_all_uses_with(solved)
+    graph.erase_node(node)
+
+
+def unrolled_solve(a, b, vector):
+    """Solve ``a x = b`` for a batch of small ``k x k`` systems by Gaussian elimination
+    with partial pivoting, one elementwise operation at a time.
+
+    ``a`` is ``(..., k, k)``; ``b`` is ``(..., k)`` when ``vector``, else ``(..., k, m)``.
+    Agrees with ``torch.linalg.solve`` to rounding; a singular system gives non-finite
+    values instead of an error.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_attns._torch_stepping import unrolled_solve
+    >>> a = torch.tensor([[[0.0, 2.0], [1.0, 1.0]]], dtype=torch.float64)  # needs a row swap
+    >>> unrolled_solve(a, torch.tensor([[4.0, 3.0]], dtype=torch.float64), vector=True)
+    tensor([[1., 2.]], dtype=torch.float64)
+    """
+    k = a.shape[-1]
+    if vector:
+        b = b.unsqueeze(-1)
+    m = b.shape[-1]
+    # Each row of the augmented matrix [a | b] as a list of batch tensors.
+    rows = [[a[..., i, j] for j in range(k)] + [b[..., i, r] for r in range(m)] for i in range(k)]
+    for col in range(k):
+        for i in range(col + 1, k):  # bring the largest |a_i,col| of rows col.. to row col
+            swap = rows[i][col].abs() > rows[col][col].abs()
+            rows[col], rows[i] = ([torch.where(swap, x, y) for x, y in zip(rows[i], rows[col])],
+                                  [torch.where(swap, y, x) for x, y in zip(rows[i], rows[col])])
+        for i in range(col + 1, k):
+            factor = rows[i][col] / rows[col][col]
+            rows[i] = [x if j <= col else x - factor * y for j, (x, y) in enumerate(zip(rows[i], rows[col]))]
+    x = [None] * k
+    for i in reversed(range(k)):
+        xi = rows[i][k:]
+        for j in range(i + 1, k):
+            xi = [value - rows[i][j] * known for value, known in zip(xi, x[j])]
+        x[i] = [value / rows[i][i] for value in xi]
+    # Stacked batch-last, then moved: each component stays contiguous across the batch.
+    solution = torch.stack([torch.stack(xi, 0) for xi in x], 0).movedim((0, 1), (-2, -1))
+    return solution[..., 0] if vector else solution
