@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_count, check_multiple, check_positive, check_trajectories
-from .datasets import _integrate_batch, _integrate_linear
+from .datasets import _integrate_linear, _NumpyStepper
 from .integrators import get_integrator
 from .metrics import trajectory_mse
 from .systems import as_system, linear_operator_of
@@ -277,8 +277,13 @@ def _stepper(system, integrator, backend):
         return lambda u0, h, substeps, n_steps: _integrate_linear(operator, integrator, u0, h, substeps,
                                                                   n_steps)
     if backend == "numpy":
-        return lambda u0, h, substeps, n_steps: _integrate_batch(system, integrator, u0, h, substeps, n_steps,
-                                                                 None)
+        def numpy_stepper(u0, h, substeps, n_steps):
+            paths = np.empty((len(u0), n_steps + 1, u0.shape[1]))
+            paths[:, 0] = u0
+            paths[:, 1:] = _NumpyStepper(system, integrator, h, substeps).advance(u0, 0, n_steps, None)
+            return paths
+
+        return numpy_stepper
     torch = importlib.import_module("torch")
 
     def step(u, h):
