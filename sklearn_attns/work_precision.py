@@ -333,13 +333,13 @@ def _solve_ivp_paths(system, X, dt, tolerance):
 class SpeedUp:
     """An equal-accuracy speed-up: classical seconds at the hybrid's error over the hybrid's.
 
-    ``float(speedup)`` is :attr:`value`.
+    ``float(speedup)`` is ``value``.
 
     Attributes
     ----------
     value : float
         The speed-up, NaN when the hybrid's error lies outside the range measured on the
-        classical curve (see :attr:`status`).
+        classical curve (see ``status``).
     hybrid : str
         Label of the hybrid solver.
     against : str
@@ -347,11 +347,11 @@ class SpeedUp:
         least time, when several were asked for.
     status : {"ok", "below range", "above range", "no curve"}
         "below range": the hybrid is more accurate than any step measured on the curve
-        (:attr:`bound` is then a lower bound: the curve's most accurate point is still
+        (``bound`` is then a lower bound: the curve's most accurate point is still
         less accurate); "above range": the curve's cheapest step is already more
-        accurate (:attr:`bound` is an upper bound: a coarser step might be cheaper still).
+        accurate (``bound`` is an upper bound: a coarser step might be cheaper still).
     bound : float
-        Where :attr:`value` is NaN, the bound the measured points do give (NaN for "no curve").
+        Where ``value`` is NaN, the bound the measured points do give (NaN for "no curve").
     error : float
         The hybrid's error.
     hybrid_seconds, classical_seconds : float
