@@ -7,7 +7,7 @@ code runs on batched NumPy arrays and on torch tensors of any dtype and device; 
 result has the dtype and device of ``u``. For a linear system ``du/dt = A u`` the same
 tableau gives the slope as one matrix, :meth:`Integrator.slope_matrix`.
 
-A tableau checks itself when it is made (:meth:`Integrator.__post_init__`): strictly lower
+A tableau checks itself when it is made (see :class:`Integrator`): strictly lower
 triangular, one weight per stage, nodes equal to the row sums, and the order conditions
 of orders 1 and 2. Higher orders are established empirically (``tests/test_integrators.py``
 measures each method's convergence order against closed-form solutions).
@@ -103,7 +103,7 @@ class Integrator:
 
     @property
     def nodes(self):
-        """The stages' times within a step, as fractions of it: ``c_i = sum_j a_ij`` (:attr:`c`)."""
+        """The stages' times within a step, as fractions of it: ``c_i = sum_j a_ij`` (the field ``c``)."""
         return self.c
 
     def increment(self, rhs, u, dt, at_nodes=False):

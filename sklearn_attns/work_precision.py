@@ -31,10 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_count, check_multiple, check_positive, check_trajectories
-from .datasets import _integrate_linear, _NumpyStepper
+from .datasets import TrajectoryBlowUpError, make_trajectories
 from .integrators import get_integrator
 from .metrics import trajectory_mse
-from .systems import as_system, linear_operator_of
+from .systems import ODESystem, as_system, linear_operator_of
 
 __all__ = [
     "SpeedUp",
@@ -93,8 +93,8 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
         needs compiling; its time is kept as ``first_call_seconds``). Each round calls
         every method once, in a rotating order; a method's time is its fastest round.
     backend : {"numpy", "torch", "torch-compile"} or sequence of them, default="numpy"
-        How classical methods step the batch: the NumPy loop of
-        :func:`~sklearn_attns.datasets.make_trajectories` (single process), torch float64
+        How classical methods step the batch: :func:`~sklearn_attns.datasets.make_trajectories`
+        with ``compile=False`` and ``n_jobs=1`` (its NumPy steps, in this process), torch float64
         tensors through :meth:`Integrator.step <sklearn_attns.integrators.Integrator.step>`
         (``system.rhs`` must accept them), or that step through ``torch.compile`` (one
         compilation per method and batch shape, paid in the untimed first call, as a
@@ -151,14 +151,16 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
     verbose = check_count(verbose, "verbose", minimum=0)
 
     u0, n_steps = X_test[:, 0], n_times - 1
-    operator = linear_operator_of(system) if linear_shortcut else None
+    linear = linear_operator_of(system) is not None
     methods = []  # (row without timings, callable returning the paths)
     for label, (solver, m) in solvers.items():
         row = dict(method=label, family="hybrid", step=dt / m, base=_integrator_name(solver))
         methods.append((row, lambda solver=solver, m=m: solver.predict(u0, n_steps=n_steps * m,
                                                                        save_every=m)))
-    if operator is not None:
+    if linear and linear_shortcut:
         backends = ["propagator"]
+    elif linear:  # the same equations, without the attribute that selects the propagator
+        system = ODESystem(rhs=system.rhs, n_state=system.n_state, name=system.label)
     for name, refinements in classical.items():
         integrator = get_integrator(name, "classical")
         for backend_ in backends:
@@ -169,7 +171,7 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
             for r in refinements:
                 row = dict(method=method, family="classical", step=dt / r, integrator=integrator.name,
                            backend=backend_)
-                methods.append((row, lambda stepper=stepper, r=r: stepper(u0, dt / r, r, n_steps)))
+                methods.append((row, lambda stepper=stepper, r=r: stepper(u0, dt, r, n_steps)))
     subset = X_test[:n_reference]
     for tolerance in tolerances:
         row = dict(method="solve_ivp DOP853", family="reference", step=float("nan"), tolerance=tolerance,
@@ -270,20 +272,18 @@ def _check_classical(classical, base, solvers, dt):
 
 
 def _stepper(system, integrator, backend):
-    """``stepper(u0, h, substeps, n_steps)``: paths ``(n, n_steps + 1, n_state)`` float64 of
-    ``substeps`` steps of ``h`` per output, on ``backend``."""
-    if backend == "propagator":
-        operator = linear_operator_of(system)
-        return lambda u0, h, substeps, n_steps: _integrate_linear(operator, integrator, u0, h, substeps,
-                                                                  n_steps)
-    if backend == "numpy":
-        def numpy_stepper(u0, h, substeps, n_steps):
-            paths = np.empty((len(u0), n_steps + 1, u0.shape[1]))
-            paths[:, 0] = u0
-            paths[:, 1:] = _NumpyStepper(system, integrator, h, substeps).advance(u0, 0, n_steps, None)
-            return paths
+    """``stepper(u0, dt, substeps, n_steps)``: paths ``(n, n_steps + 1, n_state)`` float64,
+    ``substeps`` steps of ``dt / substeps`` per output, on ``backend``."""
+    if backend in ("numpy", "propagator"):
+        # make_trajectories' own paths: NumPy steps in this process, or the exact propagator.
+        def stepper(u0, dt, substeps, n_steps):
+            try:
+                return make_trajectories(system, t_end=n_steps * dt, dt=dt, fine_dt=dt / substeps,
+                                         method=integrator, initial_conditions=u0, n_jobs=1, compile=False)
+            except TrajectoryBlowUpError:  # an unstable step: an infinite error, not a failure
+                return np.full((len(u0), n_steps + 1, u0.shape[1]), np.inf)
 
-        return numpy_stepper
+        return stepper
     torch = importlib.import_module("torch")
 
     def step(u, h):
@@ -293,7 +293,8 @@ def _stepper(system, integrator, backend):
         # The step is a tensor, so that one compilation serves every step size.
         step = torch.compile(step, dynamic=False)
 
-    def stepper(u0, h, substeps, n_steps):
+    def stepper(u0, dt, substeps, n_steps):
+        h = dt / substeps
         with torch.no_grad():
             u = torch.as_tensor(u0, dtype=torch.float64)
             h = torch.tensor(h, dtype=torch.float64) if backend == "torch-compile" else h
@@ -332,13 +333,13 @@ def _solve_ivp_paths(system, X, dt, tolerance):
 class SpeedUp:
     """An equal-accuracy speed-up: classical seconds at the hybrid's error over the hybrid's.
 
-    ``float(speedup)`` is :attr:`value`.
+    ``float(speedup)`` is ``value``.
 
     Attributes
     ----------
     value : float
         The speed-up, NaN when the hybrid's error lies outside the range measured on the
-        classical curve (see :attr:`status`).
+        classical curve (see ``status``).
     hybrid : str
         Label of the hybrid solver.
     against : str
@@ -346,11 +347,11 @@ class SpeedUp:
         least time, when several were asked for.
     status : {"ok", "below range", "above range", "no curve"}
         "below range": the hybrid is more accurate than any step measured on the curve
-        (:attr:`bound` is then a lower bound: the curve's most accurate point is still
+        (``bound`` is then a lower bound: the curve's most accurate point is still
         less accurate); "above range": the curve's cheapest step is already more
-        accurate (:attr:`bound` is an upper bound: a coarser step might be cheaper still).
+        accurate (``bound`` is an upper bound: a coarser step might be cheaper still).
     bound : float
-        Where :attr:`value` is NaN, the bound the measured points do give (NaN for "no curve").
+        Where ``value`` is NaN, the bound the measured points do give (NaN for "no curve").
     error : float
         The hybrid's error.
     hybrid_seconds, classical_seconds : float
