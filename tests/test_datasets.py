@@ -303,8 +303,10 @@ def test_load_spring_mass_train_method(data_home):
 
 
 # The pendulums step in Python: at the default fine steps (1e-3 train, 1e-4 reference) the
-# tiny elastic pendulum alone takes 78 s (measured: one RK4 step costs ~60 us and a reference
-# split needs 500k of them, whatever the number of trajectories), so these use 1e-2.
+# tiny elastic pendulum alone takes 78 s with the NumPy steps (measured: one RK4 step costs
+# ~60 us and a reference split needs 500k of them, whatever the number of trajectories), and
+# compiling the torch steps, which compile="auto" would then do, takes tens of seconds; so
+# these use 1e-2 (the NumPy steps, a second or two).
 FAST = dict(fine_dt=1e-2, reference_fine_dt=1e-2)
 
 
