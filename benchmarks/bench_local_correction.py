@@ -38,6 +38,7 @@ from sklearn_attns.integrators import get_integrator
 from sklearn_attns.metrics import trajectory_mse
 from sklearn_attns.systems import Burgers, FitzHughNagumo
 from sklearn_attns.training import EarlyStopping, TeacherForcedData, train_epochs
+from sklearn_attns.trajectories import check_trajectory_set
 
 SETUPS = {
     # The longer domain: the same spacing and the same wavenumbers (twice the modes on twice the length).
@@ -62,7 +63,7 @@ def train(system, X, dt, correction, module, args, seed):
     grid), the training time and the last epoch's loss (the scaled one-step MSE; 1 for no correction)."""
     torch.manual_seed(seed)
     step = HybridStep(system.rhs, get_integrator("rk4"), dt, correction)
-    data = TeacherForcedData(X, 1, step, "cpu", args.batch_size)
+    data = TeacherForcedData(check_trajectory_set(X, system), 1, step, "cpu", args.batch_size)
     layout = system.layout
     if module == "conv":
         per_field = fit_field_scaling(correction, data.u, data.slope, data.residual, dt, layout.n_fields)

@@ -423,8 +423,9 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
     net = nn.Sequential(*layers, last)
-    if activation == "sine":
-        # SIREN's first-layer init, so that sin(30 x) starts with arguments of order one.
+    if activation == "sine" and depth > 1:
+        # SIREN's first-layer init, so that sin(30 x) starts with arguments of order one
+        # (with depth 1 the first layer is the last, which starts at zero).
         nn.init.uniform_(net[0].weight, -1.0 / n_features, 1.0 / n_features)
     return _Skip(net, n_outputs) if skip_connection else net
 

@@ -24,6 +24,7 @@ from sklearn_attns.grids import GridLayout, expand_fields, fit_field_scaling
 from sklearn_attns.integrators import get_integrator
 from sklearn_attns.systems import Burgers, FitzHughNagumo
 from sklearn_attns.training import EarlyStopping, TeacherForcedData, train_epochs
+from sklearn_attns.trajectories import check_trajectory_set
 
 LAYOUT = GridLayout(n_points=32, n_fields=2, spacing=0.1)
 
@@ -232,7 +233,7 @@ def test_hybrid_step_with_a_conv_network_trains(extra, one_torch_thread):
     X = make_trajectories(system, 8, t_end=1.0, dt=0.1, fine_dt=1e-2, random_state=0)
     correction = with_state(get_correction("attns")) if extra else get_correction("attns")
     step = HybridStep(system.rhs, get_integrator("rk4"), 0.1, correction)
-    data = TeacherForcedData(X, 1, step, "cpu", 64)
+    data = TeacherForcedData(check_trajectory_set(X, system), 1, step, "cpu", 64)
     scaling = fit_field_scaling(correction, data.u, data.slope, data.residual, 0.1, n_fields=2)
     scaling = [expand_fields(value, system.layout.n_points) for value in scaling]
     net = build_network(system.n_state, depth=3, width=16, module="conv", layout=system.layout,

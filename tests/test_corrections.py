@@ -161,3 +161,11 @@ def test_warm_start_with_another_integrator_rebuilds_the_slope(trained_chain):
     u = torch.as_tensor(X[:5, 3])
     expected = get_integrator("euler").increment(system.rhs, X[:5, 3], 0.2)
     np.testing.assert_allclose(est.model_.slope(u), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("activation", ["sine", "rational", "tanh"])
+def test_an_untrained_network_outputs_zero_at_any_depth(depth, activation):
+    # With depth 1 the first layer is the last: SIREN's first-layer init must not touch it.
+    network = build_network(4, depth=depth, width=8, activation=activation)
+    assert network(torch.randn(5, 4)).abs().max().item() == 0.0
