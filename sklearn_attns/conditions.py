@@ -76,7 +76,14 @@ class Conditions:
 
     def rows(self, index):
         """These conditions for the rows ``index`` (a slice or an index array)."""
-        return Conditions(*(None if value is None else value[index]
+        return self._map(lambda value: value[index])
+
+    def to(self, device):
+        """These conditions as float64 torch tensors on ``device``."""
+        return self._map(lambda value: _tensor(value, device))
+
+    def _map(self, function):
+        return Conditions(*(None if value is None else function(value)
                             for value in (self.t, self.params, self.inputs)))
 
 
@@ -114,6 +121,11 @@ class ConditionSequence:
     dt: float
     stride: int
 
+    def to(self, device):
+        """This sequence with float64 torch tensors on ``device``."""
+        return ConditionSequence(*(None if value is None else _tensor(value, device)
+                                   for value in (self.t0, self.params, self.inputs)), self.dt, self.stride)
+
     def step(self, n, rows=slice(None)):
         """The :class:`Conditions` of step ``n`` (from ``t0 + n dt`` to ``t0 + (n + 1) dt``)."""
         inputs = None
@@ -121,3 +133,9 @@ class ConditionSequence:
             inputs = self.inputs[rows, n * self.stride : (n + 1) * self.stride + 1]
         return Conditions(self.t0[rows] + n * self.dt, None if self.params is None else self.params[rows],
                           inputs)
+
+
+def _tensor(value, device):
+    import torch  # only where the conditions go to a model: data generation stays NumPy
+
+    return torch.as_tensor(value, dtype=torch.float64, device=device)

@@ -639,9 +639,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             system = self.model_.system
             params, inputs, t0 = check_conditions(system, len(u0), n_steps * self.stride_ + 1, params, inputs,
                                                   t0)
-            conditions = _condition_sequence(t0, params, inputs, self.model_.dt, self.stride_, self.device_)
-        else:
-            check_conditions(self.model_.system or as_system(self.system), len(u0), 1, params, inputs, None)
+            conditions = ConditionSequence(t0, params, inputs, self.model_.dt, self.stride_).to(self.device_)
+        else:  # refuses parameters or inputs given to a system that takes none
+            check_conditions(as_system(self.system), len(u0), 1, params, inputs, None)
         model = model.compile() if self.compile else model
         return rollout(model, u0, n_steps, save_every=save_every, final_only=final_only,
                        batch_size=self._rollout_batch(), device=self.device_, conditions=conditions)
@@ -729,8 +729,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                               network_sees_conditions=params["n_conditioning"] > 0)
         if config.correction.uses_network:
             network = _build_network(n_state, params)
-            n_inputs = n_state * (2 if params["state_input"] else 1) + params["n_conditioning"]
-            inputs = torch.empty(n_inputs, dtype=torch.float64)
+            inputs = torch.empty(_network_input_size(n_state, params), dtype=torch.float64)
             step = step.with_network(network, inputs, inputs.clone(),
                                      torch.empty(n_state, dtype=torch.float64))
             step.load_state_dict(weights)
@@ -774,6 +773,12 @@ def _correction(name, attention_input, state_input):
     return with_state(correction) if state_input and correction.uses_network else correction
 
 
+def _network_input_size(n_state, model_params):
+    """Values the network reads per row (before the conv module's grid reshape): the
+    correction's features, the state again with ``state_input``, and the conditioning."""
+    return n_state * (2 if model_params.get("state_input") else 1) + model_params["n_conditioning"]
+
+
 def _build_network(n_state, model_params):
     """The correction network ``model_params`` describe, in its dtype, its last layer zero:
     from the correction's input (with the state, with ``state_input``) and the
@@ -785,8 +790,7 @@ def _build_network(n_state, model_params):
         extra = layout.n_fields if model_params["state_input"] else 0
         network = build_network(n_state, layout=layout, extra_inputs=extra, **arguments)
         return network.to(_DTYPES[model_params["dtype"]])
-    n_inputs = n_state * (2 if model_params.get("state_input") else 1) + model_params["n_conditioning"]
-    network = build_network(n_inputs, n_outputs=n_state, **arguments)
+    network = build_network(_network_input_size(n_state, model_params), n_outputs=n_state, **arguments)
     return network.to(_DTYPES[model_params["dtype"]])
 
 
@@ -802,13 +806,6 @@ def _base_step(config, n_state, rollout_steps=1, device="cpu", network_sees_cond
                       linear_operator=linear_operator_of(system)).to(device)
 
 
-def _condition_sequence(t0, params, inputs, dt, stride, device):
-    def tensor(value):
-        return None if value is None else torch.as_tensor(value, dtype=torch.float64, device=device)
-
-    return ConditionSequence(tensor(t0), tensor(params), tensor(inputs), dt, stride)
-
-
 def _rollout_error(model, data, stride, batch_size, device):
     """``model``'s rollout error on a :class:`~sklearn_attns.trajectories.TrajectorySet`: the
     squared error averaged over every predicted state (for trajectories of one length, the
@@ -820,7 +817,7 @@ def _rollout_error(model, data, stride, batch_size, device):
             reference = X[:, ::stride]
             conditions = None
             if model.system is not None:
-                conditions = _condition_sequence(t0, params, inputs, model.dt, stride, device)
+                conditions = ConditionSequence(t0, params, inputs, model.dt, stride).to(device)
             paths = rollout(model, X[:, 0], reference.shape[1] - 1, batch_size=batch_size, device=device,
                             conditions=conditions)
             error = trajectory_mse(reference, np.nan_to_num(paths, nan=np.inf))

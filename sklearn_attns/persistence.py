@@ -20,7 +20,7 @@ import torch
 from . import systems as _systems
 from ._validation import check_count, check_positive, validate_params
 from .corrections import HybridStep, get_correction
-from .estimator import HybridSolverRegressor, _build_network, _Config
+from .estimator import HybridSolverRegressor, _build_network, _Config, _network_input_size
 from .grids import GridLayout
 from .integrators import get_integrator
 
@@ -232,8 +232,7 @@ def _expected_arrays(metadata, n_members):
     if model_params.get("depth", 1) > n_members:
         raise ValueError(f"depth={model_params['depth']} does not fit the {n_members} stored arrays.")
     with torch.device("meta"):
-        n_inputs = n_features * (2 if model_params.get("state_input") else 1) + model_params["n_conditioning"]
-        scaling = torch.empty(n_inputs, dtype=torch.float64)
+        scaling = torch.empty(_network_input_size(n_features, model_params), dtype=torch.float64)
         step = HybridStep(None, None, None, correction, _build_network(n_features, model_params),
                           scaling, scaling, scaling[:n_features])
     for key, tensor in step.state_dict().items():

@@ -50,13 +50,6 @@ def step_pairs(data, stride, data_dt, conditioned=False):
     return np.concatenate(u), np.concatenate(u_next), conditions
 
 
-def _as_tensors(conditions, device):
-    if conditions is None:
-        return None
-    return Conditions(*(None if value is None else torch.as_tensor(value, dtype=torch.float64, device=device)
-                        for value in (conditions.t, conditions.params, conditions.inputs)))
-
-
 class TeacherForcedData:
     """All single coarse steps ``(u_t, u_{t+stride})`` of the training trajectories.
 
@@ -80,7 +73,7 @@ class TeacherForcedData:
                                            conditioned=step.system is not None)
         u = torch.as_tensor(u, device=device, dtype=torch.float64)
         u_next = torch.as_tensor(u_next, device=device, dtype=torch.float64)
-        self.conditions = _as_tensors(conditions, device)
+        self.conditions = None if conditions is None else conditions.to(device)
         slope = torch.empty_like(u)
         with torch.no_grad():
             for part in _chunks(len(u), max(batch_size, 1)):
