@@ -376,16 +376,6 @@ class _NumpyStepper:
         return u
 
 
-def _integrate_batch(system, integrator, u0, fine_dt, substeps, n_steps, conditioning):
-    """Every output of the rows ``u0`` with the NumPy steps, in this process:
-    ``(len(u0), n_steps + 1, n_state)`` (``conditioning`` may be None for an autonomous
-    system)."""
-    X = np.empty((len(u0), n_steps + 1, u0.shape[1]))
-    X[:, 0] = u0
-    X[:, 1:] = _NumpyStepper(system, integrator, fine_dt, substeps).advance(u0, 0, n_steps, conditioning)
-    return X
-
-
 def _advance(stepper, u, n0, n_block, conditioning):
     return stepper.advance(u, n0, n_block, conditioning)
 
