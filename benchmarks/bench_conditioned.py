@@ -19,8 +19,10 @@ conditioning. Run: python benchmarks/bench_conditioned.py [--quick]
 """
 
 import argparse
+import ast
 import os
 import platform
+import sys
 import time
 import warnings
 
@@ -67,11 +69,11 @@ def chain_case(n, seed):
     return system, X, {"params": params}, dict(dt=0.2)
 
 
-def fit_score(system, X, meta, X_test, meta_test, **params):
+def fit_score(system, X, meta, X_test, meta_test, seed=0, **params):
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        solver = AttNSSolver(system=system, device="cpu", random_state=0, **params).fit(X, **meta)
+        solver = AttNSSolver(system=system, device="cpu", random_state=seed, **params).fit(X, **meta)
     return -solver.score(X_test, **meta_test), time.perf_counter() - start
 
 
@@ -80,24 +82,32 @@ def main():
     parser.add_argument("--quick", action="store_true", help="200 training trajectories, for a smoke run")
     parser.add_argument("--cases", nargs="+", choices=("duffing", "duffing-raw-time", "chain"),
                         default=("duffing", "duffing-raw-time", "chain"))
+    parser.add_argument("--set", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="hyperparameters given to both AttNS fits, e.g. state_input=True")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the training data and the fits")
     args = parser.parse_args()
+    extra = {name: ast.literal_eval(value) for name, value in (item.split("=", 1) for item in args.set)}
     n_train = 200 if args.quick else 1000
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+          f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"command: python benchmarks/bench_conditioned.py {' '.join(sys.argv[1:])}")
     cases = {"duffing": ("forced Duffing, drive phase as time features", duffing_case),
              "duffing-raw-time": ("forced Duffing, t as the time feature (the default)", duffing_raw_time_case),
              "chain": ("parametric spring chain (10 masses)", chain_case)}
     for name, case in (cases[key] for key in args.cases):
-        system, X, meta, steps = case(n_train, 0)
-        _, X_test, meta_test, _ = case(200, 1)
+        system, X, meta, steps = case(n_train, 2 * args.seed)
+        _, X_test, meta_test, _ = case(200, 2 * args.seed + 1)
         plain, _ = fit_score(system, X, meta, X_test, meta_test, correction="none", **steps)
+        steps = {**steps, **extra, "seed": args.seed}
         print(f"{name}: {n_train} trajectories x {X.shape[1] - 1} data steps", flush=True)
         attns, fit_s = fit_score(system, X, meta, X_test, meta_test, **steps)
         blind, blind_s = fit_score(system, X, meta, X_test, meta_test, condition_network=False, **steps)
-        print(f"  plain RK4                       test MSE {plain:.3g}")
-        print(f"  AttNS (defaults)                test MSE {attns:.3g}  ({fit_s:.0f} s)  "
+        print(f"  {'plain RK4':<40}test MSE {plain:.3g}")
+        label = "AttNS (defaults)" if not extra else "AttNS " + ", ".join(args.set)
+        print(f"  {label:<40}test MSE {attns:.3g}  ({fit_s:.0f} s)  "
               f"{plain / attns:,.0f}x below plain RK4", flush=True)
-        print(f"  AttNS, condition_network=False  test MSE {blind:.3g}  ({blind_s:.0f} s)  "
+        print(f"  {'  ... condition_network=False':<40}test MSE {blind:.3g}  ({blind_s:.0f} s)  "
               f"conditioning gains {blind / attns:,.1f}x", flush=True)
 
 
