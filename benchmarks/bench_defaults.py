@@ -74,7 +74,9 @@ def _settled(draw, rhs, t, h=0.01):
 # name: (system, coarse dt, data dt, parameter sampler or None). Van der Pol (mu = 1) starts
 # after a settling time: drawn from the box, 93% of RK4's one-step error (mu = 2, dt 0.1)
 # lay in the first step, the fast transient onto the cycle, which 1,000 trajectories
-# sample too thinly to learn. FitzHugh-Nagumo's step 0.5 keeps RK4 stable on its fast
+# sample too thinly to learn; mu = 1 because at mu = 2 the rollout error is set by the
+# timing of the relaxation jumps, which a 12x smaller one-step error did not move
+# (docs/benchmarks.md). FitzHugh-Nagumo's step 0.5 keeps RK4 stable on its fast
 # variable (1 - v^2 down to -5.25 in the box: dt 1.0 is past RK4's stability limit).
 SYSTEMS = {
     "duffing": (ODESystem(rhs=duffing, n_state=2, n_params=2, time_dependent=True,
