@@ -36,7 +36,7 @@ from sklearn_attns.corrections import HybridStep, build_network, get_correction,
 from sklearn_attns.grids import expand_fields, fit_field_scaling
 from sklearn_attns.integrators import get_integrator
 from sklearn_attns.metrics import trajectory_mse
-from sklearn_attns.systems import Burgers, FitzHughNagumo
+from sklearn_attns.systems import Burgers, FitzHughNagumo, GrayScott
 from sklearn_attns.training import EarlyStopping, TeacherForcedData, train_epochs
 from sklearn_attns.trajectories import check_trajectory_set
 
@@ -45,6 +45,7 @@ SETUPS = {
     "burgers": dict(system=Burgers(), dt=0.05, t_end=4.0,
                     longer=Burgers(n_points=128, length=4 * np.pi, n_modes=6)),
     "fhn": dict(system=FitzHughNagumo(), dt=0.1, t_end=5.0, longer=None),
+    "grayscott": dict(system=GrayScott(), dt=0.5, t_end=50.0, longer=None, fine_dt=1e-2),
 }
 
 
@@ -99,8 +100,11 @@ def on_grid(step, system, per_field):
     return base.with_network(step.network, *(expand_fields(value, n_points) for value in per_field))
 
 
-def make_data(system, n, t_end, dt, seed):
-    return make_trajectories(system, n, t_end=t_end, dt=dt, fine_dt=1e-3, random_state=seed)
+def make_data(system, n, t_end, dt, seed, fine_dt=1e-3, burn_in=0.0):
+    """``n`` trajectories over ``[burn_in, burn_in + t_end]`` (the first ``burn_in`` time units dropped)."""
+    skip = int(round(burn_in / dt))
+    X = make_trajectories(system, n, t_end=t_end + skip * dt, dt=dt, fine_dt=fine_dt, random_state=seed)
+    return np.ascontiguousarray(X[:, skip:])
 
 
 def test_mse(step, X):
@@ -114,14 +118,19 @@ RUNS = [("AttNS", "attns", "mlp"), ("AttNS", "attns", "conv"), ("NeurVec", "neur
 
 def run(name, args):
     setup = SETUPS[name]
-    system, dt, t_end, longer = setup["system"], setup["dt"], setup["t_end"], setup["longer"]
+    system, longer = setup["system"], setup["longer"]
+    dt, t_end = args.dt or setup["dt"], args.t_end or setup["t_end"]
+    burn_in = setup.get("burn_in", 0.0) if args.burn_in is None else args.burn_in
+    fine_dt = setup.get("fine_dt", 1e-3)
     t_end = t_end / 2 if args.quick else t_end
     start = time.perf_counter()
-    X = make_data(system, args.n_train, t_end, dt, args.seed)
-    X_test = make_data(system, args.n_test, t_end, dt, args.seed + 1)
-    X_long = None if longer is None else make_data(longer, args.n_test, t_end, dt, args.seed + 2)
-    print(f"\n{system!r}: dt={dt}, T={t_end} ({X.shape[1] - 1} steps), {args.n_train} training and "
-          f"{args.n_test} test trajectories at fine step 1e-3 (made in {time.perf_counter() - start:.0f} s); "
+    X = make_data(system, args.n_train, t_end, dt, args.seed, fine_dt, burn_in)
+    X_test = make_data(system, args.n_test, t_end, dt, args.seed + 1, fine_dt, burn_in)
+    X_long = None if longer is None else make_data(longer, args.n_test, t_end, dt, args.seed + 2, fine_dt,
+                                                   burn_in)
+    print(f"\n{system!r}: dt={dt}, t from {burn_in} to {burn_in + t_end} ({X.shape[1] - 1} steps), "
+          f"{args.n_train} training and {args.n_test} test trajectories at fine step {fine_dt} "
+          f"(made in {time.perf_counter() - start:.0f} s); "
           f"RMS of the test states {np.sqrt(np.mean(X_test**2)):.3g}")
 
     def plain_mse(system, X):
@@ -180,6 +189,10 @@ def main(argv=None):
     parser.add_argument("--systems", nargs="+", default=["burgers", "fhn"], choices=sorted(SETUPS))
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 20 trajectories, half the horizon, 5 epochs")
+    parser.add_argument("--dt", type=float, default=None, help="coarse step (default: the system's setup)")
+    parser.add_argument("--t-end", type=float, default=None, help="horizon after the burn-in (default: setup)")
+    parser.add_argument("--burn-in", type=float, default=None,
+                        help="time dropped from the start of every trajectory (default: the setup's)")
     parser.add_argument("--n-train", type=int, default=100)
     parser.add_argument("--n-test", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=30)
