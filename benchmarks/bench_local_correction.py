@@ -1,8 +1,11 @@
 """Local (convolutional) against global (MLP) corrections on method-of-lines PDEs, with little data.
 
-Prints measured figures (not a test). On viscous Burgers (64 points, dt = 0.05, T = 4) and
-FitzHugh-Nagumo (2 x 64 points, dt = 0.1, T = 5), with at most 100 training trajectories
-made at fine step 1e-3 (RK4), it trains and rolls out on held-out trajectories:
+Prints measured figures (not a test). On viscous Burgers (64 points, dt = 0.05, T = 4),
+FitzHugh-Nagumo (2 x 64 points, dt = 0.1, T = 5; ``fhn32``: initial fields of 32 modes, every
+wavenumber of the grid, instead of 16) and Gray-Scott (2 x 64 points, dt = 0.5, T = 50), with
+the systems' default parameters and otherwise default initial conditions, with at most 100 training
+trajectories made with fine RK4 steps (1e-3; 1e-2 on Gray-Scott's slower time scale), it trains
+and rolls out on held-out trajectories:
 
 * plain RK4 at the coarse dt;
 * AttNS with the paper's global network (``module="mlp"``, width 256, per-component scaling);
@@ -18,7 +21,8 @@ networks out on a 128-point domain of the same spacing (twice as long), untraine
 
 Targets: local AttNS >= 100x lower test MSE than plain RK4, and >= 10x lower than global AttNS.
 
-Run: python benchmarks/bench_local_correction.py [--quick] [--systems burgers fhn] [--mlp-epochs 300]
+Run: python benchmarks/bench_local_correction.py [--quick] [--systems burgers fhn fhn32 grayscott]
+[--mlp-epochs 300] [--dt 0.25 --t-end 20 --burn-in 10]
 """
 
 import argparse
@@ -36,15 +40,18 @@ from sklearn_attns.corrections import HybridStep, build_network, get_correction,
 from sklearn_attns.grids import expand_fields, fit_field_scaling
 from sklearn_attns.integrators import get_integrator
 from sklearn_attns.metrics import trajectory_mse
-from sklearn_attns.systems import Burgers, FitzHughNagumo
+from sklearn_attns.systems import Burgers, FitzHughNagumo, GrayScott
 from sklearn_attns.training import EarlyStopping, TeacherForcedData, train_epochs
 from sklearn_attns.trajectories import check_trajectory_set
 
 SETUPS = {
     # The longer domain: the same spacing and the same wavenumbers (twice the modes on twice the length).
-    "burgers": dict(system=Burgers(), dt=0.05, t_end=4.0,
-                    longer=Burgers(n_points=128, length=4 * np.pi, n_modes=6)),
-    "fhn": dict(system=FitzHughNagumo(), dt=0.1, t_end=5.0, longer=None),
+    "burgers": {"system": Burgers(), "dt": 0.05, "t_end": 4.0,
+                "longer": Burgers(n_points=128, length=4 * np.pi, n_modes=6)},
+    "fhn": {"system": FitzHughNagumo(), "dt": 0.1, "t_end": 5.0, "longer": None},
+    # Initial fields with every wavenumber the 64-point grid resolves (the default has 16).
+    "fhn32": {"system": FitzHughNagumo(n_modes=32), "dt": 0.1, "t_end": 5.0, "longer": None},
+    "grayscott": {"system": GrayScott(), "dt": 0.5, "t_end": 50.0, "longer": None, "fine_dt": 1e-2},
 }
 
 
@@ -99,8 +106,11 @@ def on_grid(step, system, per_field):
     return base.with_network(step.network, *(expand_fields(value, n_points) for value in per_field))
 
 
-def make_data(system, n, t_end, dt, seed):
-    return make_trajectories(system, n, t_end=t_end, dt=dt, fine_dt=1e-3, random_state=seed)
+def make_data(system, n, t_end, dt, seed, fine_dt=1e-3, burn_in=0.0):
+    """``n`` trajectories over ``[burn_in, burn_in + t_end]`` (the first ``burn_in`` time units dropped)."""
+    skip = round(burn_in / dt)
+    X = make_trajectories(system, n, t_end=t_end + skip * dt, dt=dt, fine_dt=fine_dt, random_state=seed)
+    return np.ascontiguousarray(X[:, skip:])
 
 
 def test_mse(step, X):
@@ -114,14 +124,19 @@ RUNS = [("AttNS", "attns", "mlp"), ("AttNS", "attns", "conv"), ("NeurVec", "neur
 
 def run(name, args):
     setup = SETUPS[name]
-    system, dt, t_end, longer = setup["system"], setup["dt"], setup["t_end"], setup["longer"]
+    system, longer = setup["system"], setup["longer"]
+    dt, t_end = args.dt or setup["dt"], args.t_end or setup["t_end"]
+    burn_in = setup.get("burn_in", 0.0) if args.burn_in is None else args.burn_in
+    fine_dt = setup.get("fine_dt", 1e-3)
     t_end = t_end / 2 if args.quick else t_end
     start = time.perf_counter()
-    X = make_data(system, args.n_train, t_end, dt, args.seed)
-    X_test = make_data(system, args.n_test, t_end, dt, args.seed + 1)
-    X_long = None if longer is None else make_data(longer, args.n_test, t_end, dt, args.seed + 2)
-    print(f"\n{system!r}: dt={dt}, T={t_end} ({X.shape[1] - 1} steps), {args.n_train} training and "
-          f"{args.n_test} test trajectories at fine step 1e-3 (made in {time.perf_counter() - start:.0f} s); "
+    X = make_data(system, args.n_train, t_end, dt, args.seed, fine_dt, burn_in)
+    X_test = make_data(system, args.n_test, t_end, dt, args.seed + 1, fine_dt, burn_in)
+    X_long = None if longer is None else make_data(longer, args.n_test, t_end, dt, args.seed + 2, fine_dt,
+                                                   burn_in)
+    print(f"\n{system!r}: dt={dt}, t from {burn_in} to {burn_in + t_end} ({X.shape[1] - 1} steps), "
+          f"{args.n_train} training and {args.n_test} test trajectories at fine step {fine_dt} "
+          f"(made in {time.perf_counter() - start:.0f} s); "
           f"RMS of the test states {np.sqrt(np.mean(X_test**2)):.3g}")
 
     def plain_mse(system, X):
@@ -177,9 +192,13 @@ def report(name, rows, seeds, longer):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--systems", nargs="+", default=["burgers", "fhn"], choices=sorted(SETUPS))
+    parser.add_argument("--systems", nargs="+", default=["burgers", "fhn", "fhn32", "grayscott"], choices=sorted(SETUPS))
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 20 trajectories, half the horizon, 5 epochs")
+    parser.add_argument("--dt", type=float, default=None, help="coarse step (default: the system's setup)")
+    parser.add_argument("--t-end", type=float, default=None, help="horizon after the burn-in (default: setup)")
+    parser.add_argument("--burn-in", type=float, default=None,
+                        help="time dropped from the start of every trajectory (default: the setup's)")
     parser.add_argument("--n-train", type=int, default=100)
     parser.add_argument("--n-test", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=30)
