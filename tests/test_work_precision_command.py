@@ -1,6 +1,7 @@
 """``python -m sklearn_attns work-precision``: the report, the figure, option errors, and that the
 report's speed-ups are those of its own measured rows."""
 
+import itertools
 import json
 import math
 import re
@@ -52,7 +53,7 @@ def _seconds_at(curve, error):
         return "above", envelope[-1][1]
     if error >= envelope[-1][0]:
         return "ok", envelope[-1][1]
-    for (e0, s0), (e1, s1) in zip(envelope, envelope[1:]):
+    for (e0, s0), (e1, s1) in itertools.pairwise(envelope):
         if e0 <= error <= e1:
             w = (math.log(error) - math.log(e0)) / (math.log(e1) - math.log(e0))
             return "ok", math.exp((1 - w) * math.log(s0) + w * math.log(s1))
@@ -129,5 +130,6 @@ def test_settings_table_is_complete():
         assert setting.steps * setting.test_spacing <= setting.train_steps * setting.dt + 1e-12, name
         assert setting.why, name
     for name in ("burgers", "fhn"):
-        assert wp.SETTINGS[name].network == {"module": "conv", "state_input": True, "kernel_size": 5}
+        params = wp.SETTINGS[name].params
+        assert (params["module"], params["state_input"]) == ("conv", True)
         assert wp.SETTINGS[name].n_train <= 100

@@ -34,8 +34,8 @@ from .. import AttNSSolver, make_trajectories
 from ..systems import Burgers, ElasticPendulum, FitzHughNagumo, GravitationalNBody, KLinkPendulum, SpringMass
 from ..work_precision import WorkPrecision, work_precision
 
-__all__ = ["SETTINGS", "QUICK", "SystemSetting", "machine_line", "run_system", "run_work_precision",
-           "summary_table"]
+__all__ = ["QUICK", "SETTINGS", "SystemSetting", "load_rows", "machine_line", "run_system",
+           "run_work_precision", "summary_table"]
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,10 @@ class SystemSetting:
     have ``train_steps`` such steps. The test trajectories have ``steps`` outputs
     ``spacing`` apart (keep ``steps * spacing`` within the training horizon); the base
     integrator steps with ``spacing / r`` for ``r`` in ``refinements``, fixed-step DOP853
-    with ``spacing / r`` for ``r`` in ``dop853``. ``network`` holds further parameters of
-    the solver (``module``, ``state_input``, ...); ``why`` says why this base integrator.
+    with ``spacing / r`` for ``r`` in ``dop853``, and, where the base is not RK4, RK4 with
+    ``spacing / r`` for ``r`` in ``rk4`` (the best fixed-step curve is one of the two). ``params`` holds further parameters of
+    the solver (``module``, ``state_input``, ``max_epochs``, ...); ``why`` says why this
+    base integrator. ``backends``: how the classical methods step (see ``work_precision``).
     """
 
     make: object
@@ -60,9 +62,11 @@ class SystemSetting:
     train_steps: int = 20
     refinements: tuple = (1, 2, 4, 8, 16, 32)
     dop853: tuple = (1, 2, 4)
+    rk4: tuple = (1, 2, 4, 8)
+    backends: tuple = ("numpy", "torch-compile")
     widths: tuple = (128,)
     depth: int = 2
-    network: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
     n_train: int = 1000
     n_test: int = 1024
 
@@ -70,6 +74,11 @@ class SystemSetting:
     def test_spacing(self):
         return self.dt if self.spacing is None else self.spacing
 
+
+# The local (convolutional) correction of the grid systems, trained as in
+# benchmarks/bench_local_correction.py: 30 epochs of batches of 128 at a learning rate of 1e-2.
+_LOCAL = {"module": "conv", "state_input": True, "kernel_size": 5, "max_epochs": 30, "learning_rate": 1e-2,
+          "batch_size": 128}
 
 # One line per system: change a setting here and every report follows.
 SETTINGS = {
@@ -83,25 +92,29 @@ SETTINGS = {
     "chain": SystemSetting(
         lambda: SpringMass(n_masses=20), "rk4", dt=0.2, fine=0.002, widths=(64,),
         why="RK4, the paper's base (linear: the exact propagator beats any stepping method)"),
+    # The network divides the plain step's MSE by some 60 (200 trajectories, dt 0.25): k ~ 19
+    # over Euler, whose MSE falls as dt^2, but k ~ 1.6 over Heun (dt^4) and ~1.2 over RK4.
+    # Test outputs 0.5 apart, so that RK4 may take steps of 0.5. The NumPy path (a right-hand
+    # side of 256 states: 50 ms) is 4-11x slower than the compiled one and is left out.
     "nbody": SystemSetting(
-        lambda: GravitationalNBody(n_bodies=16), "rk4", dt=0.5, fine=0.05, refinements=(1, 2, 4, 8),
-        dop853=(1, 2), n_train=500, n_test=256,
-        why="to be measured"),
+        lambda: GravitationalNBody(n_bodies=16), "euler", dt=0.25, fine=0.05, spacing=0.5, steps=10,
+        refinements=(1, 2, 4, 8, 16, 32, 64, 128), dop853=(1, 2), widths=(64, 128), n_train=1000, n_test=256,
+        backends=("torch-compile",),
+        why="Euler: a costly rhs makes c_net/c_step small, so the speed-up is about k, and k is large only "
+            "over a low-order base (Heun and RK4 measured: k 1.6 and 1.2)"),
     "burgers": SystemSetting(
         Burgers, "rk4", dt=0.05, fine=1e-3, steps=80, train_steps=80, refinements=(1, 2, 4, 8),
         dop853=(1, 2), n_train=100, n_test=256, widths=(32,), depth=4,
-        network=dict(module="conv", state_input=True, kernel_size=5),
-        why="RK4: stable at dt 0.05 (to about 0.13); the local network corrects it"),
+        params=_LOCAL, why="RK4: stable at dt 0.05 (to about 0.13); the local network corrects it"),
     "fhn": SystemSetting(
         FitzHughNagumo, "rk4", dt=0.1, fine=1e-3, steps=50, train_steps=50, refinements=(1, 2, 4, 8),
         dop853=(1, 2), n_train=100, n_test=256, widths=(32,), depth=4,
-        network=dict(module="conv", state_input=True, kernel_size=5),
-        why="RK4 at dt 0.1; the local network corrects it"),
+        params=_LOCAL, why="RK4 at dt 0.1; the local network corrects it"),
 }
 
 # --quick: a smoke run of seconds per system (tiny data and networks, no compilation).
-QUICK = dict(n_train=8, n_test=8, widths=(8,), max_epochs=2, steps=4, repeats=1, reference_tolerances=(1e-6,),
-             n_reference=2, backends=("numpy",), compiled=False, refinements=3, dop853=1)
+QUICK = {"n_train": 8, "n_test": 8, "widths": (8,), "max_epochs": 2, "steps": 4, "repeats": 1,
+         "reference_tolerances": (1e-6,), "n_reference": 2, "backends": ("numpy",), "refinements": 3, "dop853": 1}
 
 
 def machine_line(threads):
@@ -111,7 +124,7 @@ def machine_line(threads):
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         model = next(line for line in out.splitlines() if line.startswith("Model name")).split(":", 1)[1].strip()
-    except Exception:  # no lscpu: what Python knows
+    except (OSError, subprocess.CalledProcessError, StopIteration):  # no lscpu: what Python knows
         model = platform.processor() or platform.machine()
     return (f"{model}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the start: shared "
             f"with other work when above 0), torch {torch.__version__}, {threads} torch thread(s), "
@@ -126,7 +139,8 @@ def _resolved(setting, quick, overrides):
     if quick:
         changes.update(n_train=QUICK["n_train"], n_test=QUICK["n_test"], widths=QUICK["widths"],
                        steps=min(setting.steps, QUICK["steps"]), train_steps=min(setting.train_steps, 4),
-                       refinements=setting.refinements[:QUICK["refinements"]], dop853=setting.dop853[:QUICK["dop853"]])
+                       refinements=setting.refinements[:QUICK["refinements"]], dop853=setting.dop853[:QUICK["dop853"]],
+                       rk4=setting.rk4[:QUICK["refinements"]])
     if "integrator" in changes and changes["integrator"] != setting.integrator and "refinements" not in changes:
         changes["refinements"] = tuple(2**i for i in range(_FINEST[changes["integrator"]].bit_length()))
         if quick:
@@ -156,9 +170,11 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            params = {"max_epochs": max_epochs, **setting.params}
+            if quick or max_epochs != "auto":  # the command's epochs win over the setting's
+                params["max_epochs"] = QUICK["max_epochs"] if quick else max_epochs
             solver = AttNSSolver(system=system, dt=setting.dt, integrator=setting.integrator, width=width,
-                                 depth=setting.depth, max_epochs=QUICK["max_epochs"] if quick else max_epochs,
-                                 device=device, random_state=0, **setting.network)
+                                 depth=setting.depth, device=device, random_state=0, **params)
             solver.fit(X_train)
         log.append(f"fit width {width}: {time.perf_counter() - start:.0f} s, {solver.n_iter_} epochs, "
                    f"training loss {solver.loss_curve_[-1]:.3g}")
@@ -167,19 +183,20 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
         if not quick:
             solvers[f"AttNS w{width} compiled"] = copy.deepcopy(solver).set_params(compile=True)
     start = time.perf_counter()
-    classical = {setting.integrator: setting.refinements, "dop853": setting.dop853}
+    classical = {"rk4": setting.rk4, "dop853": setting.dop853}
+    classical[setting.integrator] = setting.refinements  # RK4's own refinements where it is the base
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         result = work_precision(
             X_test, spacing, solvers, classical=classical,
-            backend=QUICK["backends"] if quick else ("numpy", "torch-compile"),
+            backend=QUICK["backends"] if quick else setting.backends,
             repeats=QUICK["repeats"] if quick else repeats,
             reference_tolerances=QUICK["reference_tolerances"] if quick else (1e-6, 1e-8, 1e-10),
             n_reference=QUICK["n_reference"] if quick else 8)
     log.append(f"work_precision: {time.perf_counter() - start:.0f} s (first calls compile; load average now "
                f"{os.getloadavg()[0]:.1f})")
     say(log[-1])
-    network = "".join(f", {key}={value!r}" for key, value in setting.network.items())
+    network = "".join(f", {key}={value!r}" for key, value in setting.params.items())
     settings = (f"hybrid: AttNS + {setting.integrator}, dt {setting.dt:g}, depth {setting.depth}, widths "
                 f"{list(setting.widths)}{network}, float32 network; {setting.n_train} training trajectories of "
                 f"{setting.train_steps} steps; test: {setting.n_test} trajectories of {setting.steps} outputs "
@@ -189,8 +206,8 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
 
 def summary_table(results):
     """Markdown: one row per hybrid solver of ``results`` (system name to WorkPrecision)."""
-    lines = ["| system | solver | base | test MSE | seconds | speed-up vs base at finer steps | "
-             "vs best fixed-step | c_net/c_step | k | k/(1+c_net/c_step) |",
+    lines = [("| system | solver | base | test MSE | seconds | speed-up vs base at finer steps | "
+              "vs best fixed-step | c_net/c_step | k | k/(1+c_net/c_step) |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, result in results.items():
         for row in result.rows:
