@@ -47,9 +47,21 @@ class SystemSetting:
     ``spacing`` apart (keep ``steps * spacing`` within the training horizon); the base
     integrator steps with ``spacing / r`` for ``r`` in ``refinements``, fixed-step DOP853
     with ``spacing / r`` for ``r`` in ``dop853``, and, where the base is not RK4, RK4 with
-    ``spacing / r`` for ``r`` in ``rk4`` (the best fixed-step curve is one of the two). ``params`` holds further parameters of
-    the solver (``module``, ``state_input``, ``max_epochs``, ...); ``why`` says why this
-    base integrator. ``backends``: how the classical methods step (see ``work_precision``).
+    ``spacing / r`` for ``r`` in ``rk4`` (the best fixed-step curve is one of the two).
+    ``backends``: how the classical methods step (see
+    :func:`~sklearn_attns.work_precision.work_precision`). ``params`` holds further
+    parameters of the solver (``module``, ``state_input``, ``max_epochs``, ...); ``why``
+    says why this base integrator.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from sklearn_attns.experiments.work_precision import SETTINGS
+    >>> setting = SETTINGS["fhn"]
+    >>> setting.integrator, setting.dt, setting.test_spacing
+    ('rk4', 0.1, 0.1)
+    >>> dataclasses.replace(setting, dt=0.05).dt  # a variant, for run_system
+    0.05
     """
 
     make: object
@@ -118,7 +130,14 @@ QUICK = {"n_train": 8, "n_test": 8, "widths": (8,), "max_epochs": 2, "steps": 4,
 
 
 def machine_line(threads):
-    """CPU model, cores, load average, torch and Python versions: what timings depend on."""
+    """CPU model, cores, load average, torch and Python versions: what timings depend on.
+
+    Examples
+    --------
+    >>> from sklearn_attns.experiments.work_precision import machine_line
+    >>> "1 torch thread(s)" in machine_line(1)
+    True
+    """
     import torch
 
     try:
@@ -155,7 +174,16 @@ _FINEST = {"euler": 4096, "heun": 256, "improved_euler": 256, "rk3": 64, "rk4": 
 
 def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_jobs=1, quick=False,
                say=print):
-    """Train and measure one system; returns ``(WorkPrecision, settings text, timings text)``."""
+    """Train and measure one system (a :class:`SystemSetting`).
+
+    Returns
+    -------
+    result : WorkPrecision
+    settings : str
+        One line: the hybrid, the data and why this base.
+    timings : str
+        Lines: data, fits, measurement.
+    """
     system = setting.make()
     spacing = setting.test_spacing
     start = time.perf_counter()
@@ -205,7 +233,20 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
 
 
 def summary_table(results):
-    """Markdown: one row per hybrid solver of ``results`` (system name to WorkPrecision)."""
+    """Markdown: one row per hybrid solver of ``results`` (system name to WorkPrecision).
+
+    Examples
+    --------
+    A hybrid at error 1e-10 in 0.01 s; RK4 needs 100 s there (``error = 1e-2 / seconds**4``):
+
+    >>> from sklearn_attns.experiments.work_precision import summary_table
+    >>> from sklearn_attns.work_precision import WorkPrecision
+    >>> rows = [dict(method="rk4", family="classical", step=0.1 / k, seconds=float(k), error=1e-2 / k**4)
+    ...         for k in (1, 10, 1000)]
+    >>> rows.append(dict(method="AttNS", family="hybrid", step=0.1, base="rk4", seconds=0.01, error=1e-10))
+    >>> print(summary_table({"toy": WorkPrecision(rows)}).splitlines()[2])
+    | toy | AttNS | rk4, dt 0.1 | 1e-10 | 0.01 | 1e+04x (rk4) | 1e+04x (rk4) | -0.99 | 100 | 1e+04 |
+    """
     lines = [("| system | solver | base | test MSE | seconds | speed-up vs base at finer steps | "
               "vs best fixed-step | c_net/c_step | k | k/(1+c_net/c_step) |"),
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -257,6 +298,17 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
     dict
         ``{"report": Path, "figures": {system: Path}, "rows": {system: Path}, "results":
         {system: WorkPrecision}}``.
+
+    Examples
+    --------
+    A smoke run (tiny data and network; its numbers mean nothing):
+
+    >>> import tempfile
+    >>> from sklearn_attns.experiments.work_precision import run_work_precision
+    >>> with tempfile.TemporaryDirectory() as out:  # doctest: +ELLIPSIS
+    ...     paths = run_work_precision(["chain"], out, command="example", quick=True, say=lambda *a: None)
+    ...     print(paths["report"].name, sorted(paths["results"]))
+    work_precision.md ['chain']
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -293,5 +345,18 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
 
 
 def load_rows(path):
-    """The :class:`~sklearn_attns.work_precision.WorkPrecision` of a ``work_precision_<system>.json``."""
+    """The :class:`~sklearn_attns.work_precision.WorkPrecision` of a ``work_precision_<system>.json``.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from sklearn_attns.experiments.work_precision import load_rows
+    >>> row = dict(method="rk4", family="classical", step=0.1, seconds=1.0, error=1e-6)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     path = Path(out) / "work_precision_toy.json"
+    ...     _ = path.write_text(json.dumps([row]))
+    ...     load_rows(path).curves()["rk4"][0]["error"]
+    1e-06
+    """
     return WorkPrecision(json.loads(Path(path).read_text(encoding="utf-8")))
