@@ -310,6 +310,9 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
     ...     print(paths["report"].name, sorted(paths["results"]))
     work_precision.md ['chain']
     """
+    unknown = [name for name in systems if name not in SETTINGS]
+    if not systems or unknown:
+        raise ValueError(f"systems must be one or more of {list(SETTINGS)}, got {list(systems)!r}.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     header = ["# Work-precision: does the hybrid pay?", "", f"command: `{command}`", "",
@@ -335,9 +338,10 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
             section.append(f"figure: {figures[name]}")
         sections.append("\n".join(section))
         say(result.summary())
-    text = "\n".join(header + ["## Summary", "", summary_table(results), ""] + sections) + "\n"
-    report = out / "work_precision.md"
-    report.write_text(text, encoding="utf-8")
+        # Rewritten after each system, so that a run stopped later keeps what it measured.
+        text = "\n".join(header + ["## Summary", "", summary_table(results), ""] + sections) + "\n"
+        report = out / "work_precision.md"
+        report.write_text(text, encoding="utf-8")
     if log is not None:
         with open(log, "a", encoding="utf-8") as file:
             file.write("\n" + text)
