@@ -313,6 +313,8 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
     unknown = [name for name in systems if name not in SETTINGS]
     if not systems or unknown:
         raise ValueError(f"systems must be one or more of {list(SETTINGS)}, got {list(systems)!r}.")
+    import torch
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     header = ["# Work-precision: does the hybrid pay?", "", f"command: `{command}`", "",
@@ -321,6 +323,10 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
     for name in systems:
         setting = _resolved(SETTINGS[name], quick, overrides or {})
         say(f"== {name}: {setting.make()!r} ==")
+        # Each system starts with empty compiler caches: the compiled classical steps of
+        # every integrator share one function, and what earlier systems compiled would count
+        # against torch's limit of recompilations per function (past it, steps run eagerly).
+        torch.compiler.reset()
         result, settings, timings = run_system(name, setting, device=device, max_epochs=max_epochs,
                                                repeats=repeats, n_jobs=n_jobs, quick=quick, say=say)
         results[name] = result
