@@ -342,7 +342,7 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
             figures[name] = out / f"work_precision_{name}.png"
             ax.figure.savefig(figures[name], dpi=110, bbox_inches="tight")
             section.append(f"figure: {figures[name]}")
-        sections.append("\n".join(section))
+        sections.append("\n".join([*section, ""]))
         say(result.summary())
         # Rewritten after each system, so that a run stopped later keeps what it measured.
         text = "\n".join(header + ["## Summary", "", summary_table(results), ""] + sections) + "\n"
