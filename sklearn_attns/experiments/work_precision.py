@@ -117,11 +117,14 @@ SETTINGS = {
     "burgers": SystemSetting(
         Burgers, "rk4", dt=0.05, fine=1e-3, steps=80, train_steps=80, refinements=(1, 2, 4, 8),
         dop853=(1, 2), n_train=100, n_test=256, widths=(32,), depth=4,
-        params=_LOCAL, why="RK4: stable at dt 0.05 (to about 0.13); the local network corrects it"),
+        params=_LOCAL,
+        why="RK4: 0.08x its base, at most 0.06x the best fixed-step curve with Euler (measured: k 30 over "
+            "Euler but c_net/c_step 29, 0.78x Euler); the network costs some 27 RK4 stencil steps"),
     "fhn": SystemSetting(
         FitzHughNagumo, "rk4", dt=0.1, fine=1e-3, steps=50, train_steps=50, refinements=(1, 2, 4, 8),
         dop853=(1, 2), n_train=100, n_test=256, widths=(32,), depth=4,
-        params=_LOCAL, why="RK4 at dt 0.1; the local network corrects it"),
+        params=_LOCAL,
+        why="RK4, as on Burgers (the network costs some 15 RK4 stencil steps: no base order pays)"),
 }
 
 # --quick: a smoke run of seconds per system (tiny data and networks, no compilation).
