@@ -1,6 +1,6 @@
 """Does the hybrid pay? Work-precision diagrams of the benchmark systems, trained and drawn.
 
-For each system of :data:`SETTINGS`: training and test trajectories (float64, fixed-step
+For each system of ``SETTINGS``: training and test trajectories (float64, fixed-step
 DOP853 at a fine step), an AttNS solver fitted at each width (float32 network, the
 estimator's default training budget), then :func:`sklearn_attns.work_precision.work_precision`
 on the test trajectories: each fitted solver eager and with ``compile=True``, the base
@@ -281,7 +281,7 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
     Parameters
     ----------
     systems : sequence of str
-        Keys of :data:`SETTINGS`.
+        Keys of ``SETTINGS``.
     out : path-like
         Output folder (made if missing).
     command : str
@@ -290,7 +290,7 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
         Torch threads (set by the caller; reported).
     device, max_epochs, repeats, n_jobs, quick
         The networks' device, their training epochs, timed rounds, processes making the
-        data, and the smoke sizes of :data:`QUICK`.
+        data, and the smoke sizes of ``QUICK``.
     overrides : dict, default=None
         Fields of :class:`SystemSetting` to replace in every system (None values keep).
     log : path-like, default=None
