@@ -182,9 +182,9 @@ def _work_precision(args):
     import torch
 
     torch.set_num_threads(args.threads)
-    overrides = dict(integrator=args.integrator, dt=args.dt,
-                     widths=None if args.widths is None else tuple(args.widths),
-                     n_train=args.n_train, n_test=args.n_test)
+    overrides = {"integrator": args.integrator, "dt": args.dt,
+                 "widths": None if args.widths is None else tuple(args.widths),
+                 "n_train": args.n_train, "n_test": args.n_test}
     if args.dt is not None:
         for name in args.systems:
             spacing = wp.SETTINGS[name].test_spacing
