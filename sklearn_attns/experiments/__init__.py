@@ -21,7 +21,8 @@ The metric is the paper's: the squared error averaged over test trajectories, st
 components and the times ``dt, 2 dt, ..., T`` (:func:`sklearn_attns.metrics.trajectory_mse`).
 
 Modules: ``cells`` (scales, cells, the paper's numbers), ``run`` (running, resuming, the
-CSV and Markdown outputs), ``figures`` (the figures) and ``cli`` (the command line).
+CSV and Markdown outputs), ``figures`` (the figures), ``work_precision`` (work-precision
+diagrams of the benchmark systems: does the hybrid pay?) and ``cli`` (the command line).
 """
 
 from .cells import (

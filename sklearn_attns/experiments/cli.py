@@ -8,9 +8,14 @@
     One of the paper's experiments; writes a CSV, a Markdown table with the paper's
     numbers beside ours, and a figure into ``--out`` (default ``results/EXPERIMENT``).
     A run that stops resumes from its finished cells.
+``python -m sklearn_attns work-precision [--systems SYSTEM ...] [--quick]``
+    Does the hybrid pay? Trains AttNS on benchmark systems and measures it against
+    classical integrators at finer steps; writes a report, the rows and a work-precision
+    diagram per system into ``--out`` (default ``results/work_precision``).
 """
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -19,6 +24,7 @@ from .._validation import validate_parameter
 from ..devices import resolve_device
 from ..estimator import HybridSolverRegressor
 from . import cells, run
+from . import work_precision as wp
 
 _EXPERIMENT_HELP = {
     "fig3": "spring-mass chains: Euler, Improved Euler, RK3, RK4 x all corrections x chain sizes x "
@@ -172,13 +178,101 @@ def _ratio(other, ours):
     return f"{size}x {'lower' if other > ours else 'higher'} test MSE"
 
 
+def _work_precision(args):
+    import torch
+
+    torch.set_num_threads(args.threads)
+    overrides = {"integrator": args.integrator, "dt": args.dt,
+                 "widths": None if args.widths is None else tuple(args.widths),
+                 "n_train": args.n_train, "n_test": args.n_test}
+    if args.dt is not None:
+        for name in args.systems:
+            spacing = wp.SETTINGS[name].test_spacing
+            if abs(spacing / args.dt - round(spacing / args.dt)) > 1e-9 * spacing / args.dt:
+                args.parser.error(f"--dt: {args.dt:g} must divide the test outputs' spacing {spacing:g} of "
+                                  f"{name!r}")
+    device = "cpu" if args.device == "auto" else args.device
+    command = "python -m sklearn_attns " + shlex.join(args.argv)
+    start = time.perf_counter()
+    paths = wp.run_work_precision(args.systems, args.out or "results/work_precision", command=command,
+                                  threads=args.threads, device=device, max_epochs=args.epochs or "auto",
+                                  repeats=args.repeats, n_jobs=args.jobs, quick=args.quick,
+                                  overrides=overrides, log=args.log)
+    print(f"work-precision finished in {time.perf_counter() - start:.0f} s: {paths['report']}")
+    for name, figure in paths["figures"].items():
+        print(f"figure ({name}): {figure}")
+    return 0
+
+
+def _integrator(value):
+    names = tuple(wp._FINEST)
+    if value not in names:
+        raise argparse.ArgumentTypeError(f"invalid integrator {value!r} (choose from {', '.join(names)})")
+    return value
+
+
+def _positive_float(value):
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _add_work_precision(commands):
+    names = tuple(wp.SETTINGS)
+    parser = commands.add_parser(
+        "work-precision", help="does the hybrid pay? work-precision diagrams of the benchmark systems",
+        description="Train AttNS on each system (settings: sklearn_attns.experiments.work_precision.SETTINGS) "
+                    "and time it against its base integrator at finer steps, fixed-step DOP853 and scipy's "
+                    "adaptive DOP853 on the same test trajectories; writes OUT/work_precision.md (both "
+                    "equal-accuracy speed-ups, k, c_net/c_step and k/(1+c_net/c_step) per solver), and per "
+                    "system OUT/work_precision_SYSTEM.png and .json.",
+        epilog="systems:\n" + "\n".join(f"  {name:<8} {s.make()!r}: {s.why}" for name, s in wp.SETTINGS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--systems", nargs="+", choices=names, default=list(names), metavar="SYSTEM",
+                        help="one or more of: " + ", ".join(names) + " (default: all)")
+    parser.add_argument("--out", type=_out_dir, metavar="DIR", help="output folder (default: results/work_precision)")
+    parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
+                        help="torch CPU threads (default 1: on shared cores more threads wait for each other)")
+    parser.add_argument("--device", type=_device, default="auto",
+                        help="torch device of the networks: auto (default: cpu, where the classical methods "
+                             "run), cpu, cuda, cuda:N")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run of seconds per system: tiny data and networks, 2 epochs, no compilation")
+    parser.add_argument("--epochs", type=_epochs, metavar="N", help="training epochs (default: auto, the solver's)")
+    parser.add_argument("--widths", type=_positive_int, nargs="+", metavar="N",
+                        help="network widths (default: per system)")
+    parser.add_argument("--integrator", type=_integrator, help="base integrator (default: per system)")
+    parser.add_argument("--dt", type=_positive_float, help="the hybrid's step (default: per system)")
+    parser.add_argument("--n-train", type=_positive_int, metavar="N", help="training trajectories (default: per system)")
+    parser.add_argument("--n-test", type=_positive_int, metavar="N", help="test trajectories (default: per system)")
+    parser.add_argument("--repeats", type=_positive_int, default=3, metavar="N",
+                        help="timed rounds, the fastest counts (default 3)")
+    parser.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                        help="processes making the data (default 1)")
+    parser.add_argument("--log", type=_log_file, metavar="FILE", help="also append the report to this file")
+    parser.set_defaults(run=_work_precision, parser=parser)
+
+
+def _log_file(value):
+    path = Path(value)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is a folder; the log is a file")
+    return value
+
+
 def build_parser():
     """The argument parser of ``python -m sklearn_attns`` (and the ``sklearn-attns`` script)."""
     parser = argparse.ArgumentParser(
         prog="sklearn-attns",
-        description="AI-hybrid ODE solvers (AttNS, ICML 2024): a demo and the paper's experiments.",
+        description="AI-hybrid ODE solvers (AttNS, ICML 2024): a demo, the paper's experiments and "
+                    "work-precision diagrams.",
         epilog="examples:\n  sklearn-attns demo\n"
-               "  sklearn-attns reproduce fig4 --scale quick --out results/fig4",
+               "  sklearn-attns reproduce fig4 --scale quick --out results/fig4\n"
+               "  sklearn-attns work-precision --systems nbody burgers --out results/work_precision",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = commands.add_parser(
@@ -204,10 +298,13 @@ def build_parser():
                                 "paper: the paper's sizes (Table 3)")
     _add_run_options(reproduce, "results/EXPERIMENT", report=True)
     reproduce.set_defaults(run=_reproduce, parser=reproduce)
+    _add_work_precision(commands)
     return parser
 
 
 def main(argv=None):
     """Entry point of ``python -m sklearn_attns`` and of the ``sklearn-attns`` script."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     return args.run(args)

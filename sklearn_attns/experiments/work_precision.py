@@ -1,0 +1,375 @@
+"""Does the hybrid pay? Work-precision diagrams of the benchmark systems, trained and drawn.
+
+For each system of ``SETTINGS``: training and test trajectories (float64, fixed-step
+DOP853 at a fine step), an AttNS solver fitted at each width (float32 network, the
+estimator's default training budget), then :func:`sklearn_attns.work_precision.work_precision`
+on the test trajectories: each fitted solver eager and with ``compile=True``, the base
+integrator at finer steps and fixed-step DOP853 (each on the NumPy stepping path and
+compiled with torch), and scipy's adaptive DOP853 on 8 trajectories, all timed in one run,
+interleaved. :func:`run_work_precision` writes into ``out``:
+
+* ``work_precision.md``: the command, the machine (and its load average), a summary table
+  (per solver: both equal-accuracy speed-ups, ``k``, ``c_net/c_step`` and the cost model's
+  ``k / (1 + c_net/c_step)``), then per system its settings, the full table and the summary
+  of :meth:`~sklearn_attns.work_precision.WorkPrecision.summary`;
+* ``work_precision_<system>.png``: the diagram (needs matplotlib);
+* ``work_precision_<system>.json``: the measured rows, from which
+  ``WorkPrecision(rows)`` rebuilds the result.
+
+Its command line is ``python -m sklearn_attns work-precision``.
+"""
+
+import copy
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import AttNSSolver, make_trajectories
+from ..systems import Burgers, ElasticPendulum, FitzHughNagumo, GravitationalNBody, KLinkPendulum, SpringMass
+from ..work_precision import WorkPrecision, work_precision
+
+__all__ = ["QUICK", "SETTINGS", "SystemSetting", "load_rows", "machine_line", "run_system",
+           "run_work_precision", "summary_table"]
+
+
+@dataclass(frozen=True)
+class SystemSetting:
+    """How one benchmark system is trained and measured.
+
+    ``dt`` is the hybrid's step and the training data's spacing; the training trajectories
+    have ``train_steps`` such steps. The test trajectories have ``steps`` outputs
+    ``spacing`` apart (keep ``steps * spacing`` within the training horizon); the base
+    integrator steps with ``spacing / r`` for ``r`` in ``refinements``, fixed-step DOP853
+    with ``spacing / r`` for ``r`` in ``dop853``, and, where the base is not RK4, RK4 with
+    ``spacing / r`` for ``r`` in ``rk4`` (the best fixed-step curve is one of the two).
+    ``backends``: how the classical methods step (see
+    :func:`~sklearn_attns.work_precision.work_precision`). ``params`` holds further
+    parameters of the solver (``module``, ``state_input``, ``max_epochs``, ...); ``why``
+    says why this base integrator.
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> from sklearn_attns.experiments.work_precision import SETTINGS
+    >>> setting = SETTINGS["fhn"]
+    >>> setting.integrator, setting.dt, setting.test_spacing
+    ('rk4', 0.1, 0.1)
+    >>> dataclasses.replace(setting, dt=0.05).dt  # a variant, for run_system
+    0.05
+    """
+
+    make: object
+    integrator: str
+    dt: float
+    fine: float
+    why: str
+    spacing: float = None
+    steps: int = 20
+    train_steps: int = 20
+    refinements: tuple = (1, 2, 4, 8, 16, 32)
+    dop853: tuple = (1, 2, 4)
+    rk4: tuple = (1, 2, 4, 8)
+    backends: tuple = ("numpy", "torch-compile")
+    widths: tuple = (128,)
+    depth: int = 2
+    params: dict = field(default_factory=dict)
+    n_train: int = 1000
+    n_test: int = 1024
+
+    @property
+    def test_spacing(self):
+        return self.dt if self.spacing is None else self.spacing
+
+
+# The local (convolutional) correction of the grid systems, trained as in
+# benchmarks/bench_local_correction.py: 30 epochs of batches of 128 at a learning rate of 1e-2.
+_LOCAL = {"module": "conv", "state_input": True, "kernel_size": 5, "max_epochs": 30, "learning_rate": 1e-2,
+          "batch_size": 128}
+
+# One line per system: change a setting here and every report follows.
+SETTINGS = {
+    "elastic": SystemSetting(
+        ElasticPendulum, "rk4", dt=0.2, fine=0.01, widths=(32, 128),
+        why="RK4, the paper's base: the hybrid reaches 1e-9 at dt 0.2"),
+    "klink": SystemSetting(
+        lambda: KLinkPendulum(n_links=2), "rk4", dt=0.1, fine=0.005, spacing=0.2, steps=10,
+        refinements=(1, 2, 4, 8, 16), widths=(64, 128),
+        why="RK4, the paper's base; test outputs 0.2 apart let DOP853 take its efficient steps"),
+    "chain": SystemSetting(
+        lambda: SpringMass(n_masses=20), "rk4", dt=0.2, fine=0.002, widths=(64,),
+        why="RK4, the paper's base (linear: the exact propagator beats any stepping method)"),
+    # The network divides the plain step's MSE by some 60 (200 trajectories, dt 0.25): k ~ 19
+    # over Euler, whose MSE falls as dt^2, but k ~ 1.6 over Heun (dt^4) and ~1.2 over RK4.
+    # Test outputs 0.5 apart, so that RK4 may take steps of 0.5. The NumPy path (a right-hand
+    # side of 256 states: 50 ms) is 4-11x slower than the compiled one and is left out.
+    "nbody": SystemSetting(
+        lambda: GravitationalNBody(n_bodies=16), "euler", dt=0.25, fine=0.05, spacing=0.5, steps=10,
+        refinements=(1, 2, 4, 8, 16, 32, 64, 128), dop853=(1, 2), widths=(64, 128), n_train=1000, n_test=256,
+        backends=("torch-compile",),
+        why="Euler: a costly rhs makes c_net/c_step small, so the speed-up is about k, and k is large only "
+            "over a low-order base (Heun and RK4 measured: k 1.6 and 1.2)"),
+    "burgers": SystemSetting(
+        Burgers, "rk4", dt=0.05, fine=1e-3, steps=80, train_steps=80, refinements=(1, 2, 4, 8),
+        dop853=(1, 2), n_train=100, n_test=256, widths=(32,), depth=4,
+        params=_LOCAL,
+        why="RK4: 0.08x its base, at most 0.06x the best fixed-step curve with Euler (measured: k 30 over "
+            "Euler but c_net/c_step 29, 0.78x Euler); the network costs some 27 RK4 stencil steps"),
+    "fhn": SystemSetting(
+        FitzHughNagumo, "rk4", dt=0.1, fine=1e-3, steps=50, train_steps=50, refinements=(1, 2, 4, 8),
+        dop853=(1, 2), n_train=100, n_test=256, widths=(32,), depth=4,
+        params=_LOCAL,
+        why="RK4, as on Burgers (the network costs some 15 RK4 stencil steps: no base order pays)"),
+}
+
+# --quick: a smoke run of seconds per system (tiny data and networks, no compilation).
+QUICK = {"n_train": 8, "n_test": 8, "widths": (8,), "max_epochs": 2, "steps": 4, "repeats": 1,
+         "reference_tolerances": (1e-6,), "n_reference": 2, "backends": ("numpy",), "refinements": 3, "dop853": 1}
+
+
+def machine_line(threads):
+    """CPU model, cores, load average, torch and Python versions: what timings depend on.
+
+    Examples
+    --------
+    >>> from sklearn_attns.experiments.work_precision import machine_line
+    >>> "1 torch thread(s)" in machine_line(1)
+    True
+    """
+    import torch
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        model = next(line for line in out.splitlines() if line.startswith("Model name")).split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError, StopIteration):  # no lscpu: what Python knows
+        model = platform.processor() or platform.machine()
+    return (f"{model}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the start: shared "
+            f"with other work when above 0), torch {torch.__version__}, {threads} torch thread(s), "
+            f"Python {platform.python_version()}")
+
+
+def _resolved(setting, quick, overrides):
+    """The setting with the command's overrides (None: keep) and, with ``quick``, the smoke sizes."""
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    if "dt" in changes and setting.spacing is None:
+        changes.setdefault("spacing", setting.dt)  # the test outputs stay where they were
+    if quick:
+        changes.update(n_train=QUICK["n_train"], n_test=QUICK["n_test"], widths=QUICK["widths"],
+                       steps=min(setting.steps, QUICK["steps"]), train_steps=min(setting.train_steps, 4),
+                       refinements=setting.refinements[:QUICK["refinements"]], dop853=setting.dop853[:QUICK["dop853"]],
+                       rk4=setting.rk4[:QUICK["refinements"]])
+    if "integrator" in changes and changes["integrator"] != setting.integrator and "refinements" not in changes:
+        changes["refinements"] = tuple(2**i for i in range(_FINEST[changes["integrator"]].bit_length()))
+        if quick:
+            changes["refinements"] = changes["refinements"][:QUICK["refinements"]]
+    return dataclasses.replace(setting, **changes)
+
+
+# Finest refinement of a base integrator other than the setting's own: low orders need far
+# finer steps to reach a hybrid's error.
+_FINEST = {"euler": 4096, "heun": 256, "improved_euler": 256, "rk3": 64, "rk4": 32}
+
+
+def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_jobs=1, quick=False,
+               say=print):
+    """Train and measure one system (a :class:`SystemSetting`).
+
+    Returns
+    -------
+    result : WorkPrecision
+    settings : str
+        One line: the hybrid, the data and why this base.
+    timings : str
+        Lines: data, fits, measurement.
+    """
+    system = setting.make()
+    spacing = setting.test_spacing
+    start = time.perf_counter()
+    X_train = make_trajectories(system, setting.n_train, t_end=setting.train_steps * setting.dt, dt=setting.dt,
+                                fine_dt=setting.fine, method="dop853", random_state=0, n_jobs=n_jobs)
+    X_test = make_trajectories(system, setting.n_test, t_end=setting.steps * spacing, dt=spacing,
+                               fine_dt=setting.fine, method="dop853", random_state=1, n_jobs=n_jobs)
+    log = [f"data (DOP853, fine step {setting.fine:g}): {time.perf_counter() - start:.1f} s"]
+    say(log[-1])
+    solvers = {}
+    for width in setting.widths:
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params = {"max_epochs": max_epochs, **setting.params}
+            if quick or max_epochs != "auto":  # the command's epochs win over the setting's
+                params["max_epochs"] = QUICK["max_epochs"] if quick else max_epochs
+            solver = AttNSSolver(system=system, dt=setting.dt, integrator=setting.integrator, width=width,
+                                 depth=setting.depth, device=device, random_state=0, **params)
+            solver.fit(X_train)
+        log.append(f"fit width {width}: {time.perf_counter() - start:.0f} s, {solver.n_iter_} epochs, "
+                   f"training loss {solver.loss_curve_[-1]:.3g}")
+        say(log[-1])
+        solvers[f"AttNS w{width}"] = solver
+        if not quick:
+            solvers[f"AttNS w{width} compiled"] = copy.deepcopy(solver).set_params(compile=True)
+    start = time.perf_counter()
+    classical = {"rk4": setting.rk4, "dop853": setting.dop853}
+    classical[setting.integrator] = setting.refinements  # RK4's own refinements where it is the base
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        result = work_precision(
+            X_test, spacing, solvers, classical=classical,
+            backend=QUICK["backends"] if quick else setting.backends,
+            repeats=QUICK["repeats"] if quick else repeats,
+            reference_tolerances=QUICK["reference_tolerances"] if quick else (1e-6, 1e-8, 1e-10),
+            n_reference=QUICK["n_reference"] if quick else 8)
+    log.append(f"work_precision: {time.perf_counter() - start:.0f} s (first calls compile; load average now "
+               f"{os.getloadavg()[0]:.1f})")
+    say(log[-1])
+    network = "".join(f", {key}={value!r}" for key, value in setting.params.items())
+    settings = (f"hybrid: AttNS + {setting.integrator}, dt {setting.dt:g}, depth {setting.depth}, widths "
+                f"{list(setting.widths)}{network}, float32 network; {setting.n_train} training trajectories of "
+                f"{setting.train_steps} steps; test: {setting.n_test} trajectories of {setting.steps} outputs "
+                f"{spacing:g} apart; base: {setting.why}")
+    return result, settings, "\n".join(log)
+
+
+def summary_table(results):
+    """Markdown: one row per hybrid solver of ``results`` (system name to WorkPrecision).
+
+    Examples
+    --------
+    A hybrid at error 1e-10 in 0.01 s; RK4 needs 100 s there (``error = 1e-2 / seconds**4``):
+
+    >>> from sklearn_attns.experiments.work_precision import summary_table
+    >>> from sklearn_attns.work_precision import WorkPrecision
+    >>> rows = [dict(method="rk4", family="classical", step=0.1 / k, seconds=float(k), error=1e-2 / k**4)
+    ...         for k in (1, 10, 1000)]
+    >>> rows.append(dict(method="AttNS", family="hybrid", step=0.1, base="rk4", seconds=0.01, error=1e-10))
+    >>> print(summary_table({"toy": WorkPrecision(rows)}).splitlines()[2])
+    | toy | AttNS | rk4, dt 0.1 | 1e-10 | 0.01 | 1e+04x (rk4) | 1e+04x (rk4) | -0.99 | 100 | 1e+04 |
+    """
+    lines = [("| system | solver | base | test MSE | seconds | speed-up vs base at finer steps | "
+              "vs best fixed-step | c_net/c_step | k | k/(1+c_net/c_step) |"),
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, result in results.items():
+        for row in result.rows:
+            if row["family"] != "hybrid":
+                continue
+            label = row["method"]
+            model = result.cost_model(label)
+            cells = [name, label, f"{row['base']}, dt {row['step']:g}", f"{row['error']:.3g}",
+                     f"{row['seconds']:.4g}", _speedup_cell(result.speedup(label, "base")),
+                     _speedup_cell(result.speedup(label, "best")), f"{model['c_net_over_c_step']:.3g}",
+                     f"{model['k']:.3g}", f"{model['bound']:.3g}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _speedup_cell(speedup):
+    if speedup.status == "ok":
+        return f"{speedup.value:.3g}x ({speedup.against})"
+    sign = {"above range": "<= ", "below range": ">= "}.get(speedup.status, "")
+    return f"{sign}{speedup.bound:.3g}x ({speedup.against}, {speedup.status})"
+
+
+def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_epochs="auto", repeats=3,
+                       n_jobs=1, quick=False, overrides=None, log=None, say=print):
+    """Run :func:`run_system` for each of ``systems`` and write the report, figures and rows.
+
+    Parameters
+    ----------
+    systems : sequence of str
+        Keys of ``SETTINGS``.
+    out : path-like
+        Output folder (made if missing).
+    command : str
+        The command line, for the report.
+    threads : int
+        Torch threads (set by the caller; reported).
+    device, max_epochs, repeats, n_jobs, quick
+        The networks' device, their training epochs, timed rounds, processes making the
+        data, and the smoke sizes of ``QUICK``.
+    overrides : dict, default=None
+        Fields of :class:`SystemSetting` to replace in every system (None values keep).
+    log : path-like, default=None
+        Also append the report to this file.
+
+    Returns
+    -------
+    dict
+        ``{"report": Path, "figures": {system: Path}, "rows": {system: Path}, "results":
+        {system: WorkPrecision}}``.
+
+    Examples
+    --------
+    A smoke run (tiny data and network; its numbers mean nothing):
+
+    >>> import tempfile
+    >>> from sklearn_attns.experiments.work_precision import run_work_precision
+    >>> with tempfile.TemporaryDirectory() as out:  # doctest: +ELLIPSIS
+    ...     paths = run_work_precision(["chain"], out, command="example", quick=True, say=lambda *a: None)
+    ...     print(paths["report"].name, sorted(paths["results"]))
+    work_precision.md ['chain']
+    """
+    unknown = [name for name in systems if name not in SETTINGS]
+    if not systems or unknown:
+        raise ValueError(f"systems must be one or more of {list(SETTINGS)}, got {list(systems)!r}.")
+    import torch
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    header = ["# Work-precision: does the hybrid pay?", "", f"command: `{command}`", "",
+              f"machine: {machine_line(threads)}", ""]
+    sections, results, figures, rows = [], {}, {}, {}
+    for name in systems:
+        setting = _resolved(SETTINGS[name], quick, overrides or {})
+        say(f"== {name}: {setting.make()!r} ==")
+        # Each system starts with empty compiler caches: the compiled classical steps of
+        # every integrator share one function, and what earlier systems compiled would count
+        # against torch's limit of recompilations per function (past it, steps run eagerly).
+        torch.compiler.reset()
+        result, settings, timings = run_system(name, setting, device=device, max_epochs=max_epochs,
+                                               repeats=repeats, n_jobs=n_jobs, quick=quick, say=say)
+        results[name] = result
+        rows[name] = out / f"work_precision_{name}.json"
+        rows[name].write_text(json.dumps(result.rows, indent=1), encoding="utf-8")
+        section = [f"## {name}: {setting.make()!r}", "", settings, "", timings, "", result.table(), "",
+                   "```", result.summary(), "```", ""]
+        try:
+            ax = result.plot()
+        except ImportError as exc:
+            section.append(f"(no figure: {exc})")
+        else:
+            figures[name] = out / f"work_precision_{name}.png"
+            ax.figure.savefig(figures[name], dpi=110, bbox_inches="tight")
+            section.append(f"figure: {figures[name]}")
+        sections.append("\n".join([*section, ""]))
+        say(result.summary())
+        # Rewritten after each system, so that a run stopped later keeps what it measured.
+        text = "\n".join(header + ["## Summary", "", summary_table(results), ""] + sections) + "\n"
+        report = out / "work_precision.md"
+        report.write_text(text, encoding="utf-8")
+    if log is not None:
+        with open(log, "a", encoding="utf-8") as file:
+            file.write("\n" + text)
+    return {"report": report, "figures": figures, "rows": rows, "results": results}
+
+
+def load_rows(path):
+    """The :class:`~sklearn_attns.work_precision.WorkPrecision` of a ``work_precision_<system>.json``.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> from pathlib import Path
+    >>> from sklearn_attns.experiments.work_precision import load_rows
+    >>> row = dict(method="rk4", family="classical", step=0.1, seconds=1.0, error=1e-6)
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     path = Path(out) / "work_precision_toy.json"
+    ...     _ = path.write_text(json.dumps([row]))
+    ...     load_rows(path).curves()["rk4"][0]["error"]
+    1e-06
+    """
+    return WorkPrecision(json.loads(Path(path).read_text(encoding="utf-8")))

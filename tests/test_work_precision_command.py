@@ -1,0 +1,135 @@
+"""``python -m sklearn_attns work-precision``: the report, the figure, option errors, and that the
+report's speed-ups are those of its own measured rows."""
+
+import itertools
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from sklearn_attns.experiments import work_precision as wp
+from sklearn_attns.experiments.cli import main
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One smoke run on the elastic pendulum (a few seconds)."""
+    pytest.importorskip("matplotlib", reason="the figure needs matplotlib")
+    out = tmp_path_factory.mktemp("wp")
+    code = main(["work-precision", "--systems", "elastic", "--quick", "--out", str(out)])
+    return code, out
+
+
+@pytest.mark.slow  # trains and times a tiny solver: about 10 s on two shared cores
+def test_quick_run_writes_report_figure_and_rows(quick_run):
+    code, out = quick_run
+    assert code == 0
+    report = (out / "work_precision.md").read_text()
+    assert "command: `python -m sklearn_attns work-precision --systems elastic --quick --out" in report
+    assert "machine: " in report and "load average" in report
+    assert (out / "work_precision_elastic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = json.loads((out / "work_precision_elastic.json").read_text())
+    families = {row["family"] for row in rows}
+    assert families == {"hybrid", "classical", "reference"}
+    # Every measured row is in the report's table, with its error as measured.
+    for row in rows:
+        assert f"| {row['error']:.3e} |" in report
+
+
+def _seconds_at(curve, error):
+    """Independent of the library: least time reaching ``error`` on (error, seconds) points,
+    interpolated linearly in log-log on the lower envelope; ('above', cheapest) when every
+    point is more accurate, None when none is."""
+    points = sorted(curve)
+    envelope = []
+    for e, s in points:
+        if not envelope or s < envelope[-1][1]:
+            envelope.append((e, s))
+    if error < envelope[0][0]:
+        return None
+    if error > points[-1][0]:
+        return "above", envelope[-1][1]
+    if error >= envelope[-1][0]:
+        return "ok", envelope[-1][1]
+    for (e0, s0), (e1, s1) in itertools.pairwise(envelope):
+        if e0 <= error <= e1:
+            w = (math.log(error) - math.log(e0)) / (math.log(e1) - math.log(e0))
+            return "ok", math.exp((1 - w) * math.log(s0) + w * math.log(s1))
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.slow  # trains and times a tiny solver: about 10 s on two shared cores
+def test_report_speedup_matches_its_rows(quick_run):
+    _, out = quick_run
+    rows = json.loads((out / "work_precision_elastic.json").read_text())
+    report = (out / "work_precision.md").read_text()
+    (hybrid,) = [r for r in rows if r["family"] == "hybrid"]
+    base = [(r["error"], r["seconds"]) for r in rows if r["family"] == "classical" and r["method"] == "rk4"]
+    line = re.search(r"speed-up vs rk4 at finer steps: (.*)", report).group(1)
+    status, seconds = _seconds_at(base, hybrid["error"])
+    expected = seconds / hybrid["seconds"]
+    if status == "ok":
+        shown = float(line.split("x")[0])
+    else:
+        shown = float(re.search(r"bound ([0-9.e+-]+)x", line).group(1))
+    assert shown == pytest.approx(expected, rel=5e-3)
+    # k: the hybrid's step over the rk4 step reaching its error (log-log in steps per unit time).
+    steps = [(r["error"], 1 / r["step"]) for r in rows if r["family"] == "classical" and r["method"] == "rk4"]
+    k = re.search(r"c_net/c_step = ([-0-9.e+]+), k = ([0-9.e+na]+)", report)
+    found = _seconds_at(steps, hybrid["error"])
+    if found is not None and found[0] == "ok":
+        assert float(k.group(2)) == pytest.approx(found[1] * hybrid["step"], rel=5e-3)
+    plain = min(r["seconds"] for r in rows if r["method"] == "rk4" and np.isclose(r["step"], hybrid["step"]))
+    assert float(k.group(1)) == pytest.approx(hybrid["seconds"] / plain - 1, rel=5e-3, abs=5e-3)
+
+
+@pytest.mark.slow  # trains and times a tiny solver: about 10 s on two shared cores
+def test_summary_table_row_per_hybrid(quick_run):
+    _, out = quick_run
+    report = (out / "work_precision.md").read_text()
+    result = wp.load_rows(out / "work_precision_elastic.json")
+    table = wp.summary_table({"elastic": result})
+    assert table in report
+    assert len(table.splitlines()) == 2 + sum(r["family"] == "hybrid" for r in result.rows)
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--systems", "pendulum"], "--systems"),
+    (["--threads", "0"], "--threads"),
+    (["--dt", "0.3", "--systems", "elastic"], "--dt"),
+    (["--dt", "-1"], "--dt"),
+    (["--integrator", "rk45"], "--integrator"),
+    (["--epochs", "many"], "--epochs"),
+    (["--widths", "0"], "--widths"),
+    (["--device", "tpu"], "--device"),
+])
+def test_bad_option_exits_2_naming_it(argv, option, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["work-precision", *argv, "--quick"])
+    assert excinfo.value.code == 2
+    assert option in capsys.readouterr().err
+
+
+def test_out_that_is_a_file_exits_2(tmp_path, capsys):
+    path = tmp_path / "file"
+    path.write_text("")
+    with pytest.raises(SystemExit) as excinfo:
+        main(["work-precision", "--out", str(path / "sub"), "--quick"])
+    assert excinfo.value.code == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_settings_table_is_complete():
+    assert set(wp.SETTINGS) == {"elastic", "klink", "chain", "nbody", "burgers", "fhn"}
+    for name, setting in wp.SETTINGS.items():
+        # The test outputs are whole hybrid steps apart and within the training horizon.
+        ratio = setting.test_spacing / setting.dt
+        assert ratio == pytest.approx(round(ratio)), name
+        assert setting.steps * setting.test_spacing <= setting.train_steps * setting.dt + 1e-12, name
+        assert setting.why, name
+    for name in ("burgers", "fhn"):
+        params = wp.SETTINGS[name].params
+        assert (params["module"], params["state_input"]) == ("conv", True)
+        assert wp.SETTINGS[name].n_train <= 100
