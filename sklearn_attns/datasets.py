@@ -338,10 +338,13 @@ def _integrate_linear(operator, integrator, u0, fine_dt, substeps, n_steps):
     step = integrator.stability_polynomial(fine_dt * np.asarray(operator, dtype=np.float64))
     propagator_t = np.linalg.matrix_power(step, substeps).T
     X = np.empty((len(u0), n_steps + 1, u0.shape[1]))
-    X[:, 0] = u0
-    with np.errstate(all="ignore"):
+    X[:, 0] = u = u0
+    # One BLAS thread, as for the NumPy steps: a second one makes these small products
+    # wait on each other (1024 x 40 by 40 x 40: 0.35 ms with one thread, 7.5 ms with two
+    # on two busy cores).
+    with np.errstate(all="ignore"), threadpool_limits(1):
         for n in range(n_steps):
-            np.matmul(X[:, n], propagator_t, out=X[:, n + 1])
+            X[:, n + 1] = u = u @ propagator_t
     return X
 
 

@@ -93,12 +93,14 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
         needs compiling; its time is kept as ``first_call_seconds``). Each round calls
         every method once, in a rotating order; a method's time is its fastest round.
     backend : {"numpy", "torch", "torch-compile"} or sequence of them, default="numpy"
-        How classical methods step the batch: :func:`~sklearn_attns.datasets.make_trajectories`
-        with ``compile=False`` and ``n_jobs=1`` (its NumPy steps, in this process), torch float64
-        tensors through :meth:`Integrator.step <sklearn_attns.integrators.Integrator.step>`
-        (``system.rhs`` must accept them), or that step through ``torch.compile`` (one
-        compilation per method and batch shape, paid in the untimed first call, as a
-        hybrid solver with ``compile=True`` pays its own). With several, each classical
+        How classical methods step the batch, always through
+        :func:`~sklearn_attns.datasets.make_trajectories` with ``n_jobs=1`` (in this
+        process): its NumPy steps (``compile=False``), its torch float64 steps on the CPU
+        (``device="cpu", compile=False``; ``system.rhs`` must accept tensors), or its
+        fused compiled torch steps (``device="cpu", compile=True``: several fine steps
+        in one kernel, the library's fastest classical path; one compilation per method
+        and step, paid in the untimed first call, as a hybrid solver with
+        ``compile=True`` pays its own). With several, each classical
         method is measured on each, as curves named ``"rk4 (numpy)"``, ``"rk4
         (torch-compile)"``, ...; comparisons against "the base integrator" then take the
         fastest of them. Which is fastest depends on the system and the batch
@@ -271,40 +273,25 @@ def _check_classical(classical, base, solvers, dt):
     return checked
 
 
+# How each backend asks make_trajectories to step: (device, compile).
+_MAKE_TRAJECTORIES_PATHS = {"numpy": (None, False), "propagator": (None, False),
+                            "torch": ("cpu", False), "torch-compile": ("cpu", True)}
+
+
 def _stepper(system, integrator, backend):
     """``stepper(u0, dt, substeps, n_steps)``: paths ``(n, n_steps + 1, n_state)`` float64,
-    ``substeps`` steps of ``dt / substeps`` per output, on ``backend``."""
-    if backend in ("numpy", "propagator"):
-        # make_trajectories' own paths: NumPy steps in this process, or the exact propagator.
-        def stepper(u0, dt, substeps, n_steps):
-            try:
-                return make_trajectories(system, t_end=n_steps * dt, dt=dt, fine_dt=dt / substeps,
-                                         method=integrator, initial_conditions=u0, n_jobs=1, compile=False)
-            except TrajectoryBlowUpError:  # an unstable step: an infinite error, not a failure
-                return np.full((len(u0), n_steps + 1, u0.shape[1]), np.inf)
-
-        return stepper
-    torch = importlib.import_module("torch")
-
-    def step(u, h):
-        return integrator.step(system.rhs, u, h)
-
-    if backend == "torch-compile":
-        # The step is a tensor, so that one compilation serves every step size.
-        step = torch.compile(step, dynamic=False)
+    ``substeps`` steps of ``dt / substeps`` per output, on ``backend``: make_trajectories' own
+    paths (NumPy steps, the exact propagator, torch steps, or its fused compiled torch steps)
+    in this process."""
+    device, compile = _MAKE_TRAJECTORIES_PATHS[backend]
 
     def stepper(u0, dt, substeps, n_steps):
-        h = dt / substeps
-        with torch.no_grad():
-            u = torch.as_tensor(u0, dtype=torch.float64)
-            h = torch.tensor(h, dtype=torch.float64) if backend == "torch-compile" else h
-            paths = torch.empty((len(u0), n_steps + 1, u0.shape[1]), dtype=torch.float64)
-            paths[:, 0] = u
-            for i in range(n_steps):
-                for _ in range(substeps):
-                    u = step(u, h)
-                paths[:, i + 1] = u
-        return paths.numpy()
+        try:
+            return make_trajectories(system, t_end=n_steps * dt, dt=dt, fine_dt=dt / substeps,
+                                     method=integrator, initial_conditions=u0, n_jobs=1, device=device,
+                                     compile=compile)
+        except TrajectoryBlowUpError:  # an unstable step: an infinite error, not a failure
+            return np.full((len(u0), n_steps + 1, u0.shape[1]), np.inf)
 
     return stepper
 

@@ -122,14 +122,14 @@ def test_out_that_is_a_file_exits_2(tmp_path, capsys):
 
 
 def test_settings_table_is_complete():
-    assert set(wp.SETTINGS) == {"elastic", "klink", "chain", "nbody", "burgers", "fhn"}
+    assert set(wp.SETTINGS) == {"elastic", "klink", "chain", "nbody", "burgers", "grayscott"}
     for name, setting in wp.SETTINGS.items():
         # The test outputs are whole hybrid steps apart and within the training horizon.
         ratio = setting.test_spacing / setting.dt
         assert ratio == pytest.approx(round(ratio)), name
         assert setting.steps * setting.test_spacing <= setting.train_steps * setting.dt + 1e-12, name
         assert setting.why, name
-    for name in ("burgers", "fhn"):
+    for name in ("burgers", "grayscott"):
         params = wp.SETTINGS[name].params
         assert (params["module"], params["state_input"]) == ("conv", True)
         assert wp.SETTINGS[name].n_train <= 100
