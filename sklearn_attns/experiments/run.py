@@ -22,7 +22,15 @@ import numpy as np
 from ..datasets import load_elastic_pendulum, load_klink_pendulum, load_pde_trajectories, load_spring_mass
 from ..estimator import HybridSolverRegressor
 from ..metrics import mse_per_step, trajectory_mse
-from .cells import DEFAULT_VARIANT, EXPERIMENTS, PDE_SETTINGS, SCALES, SYSTEM_NAMES, integrator_name, method_name
+from .cells import (
+    DEFAULT_VARIANT,
+    EXPERIMENTS,
+    PDE_SETTINGS,
+    SCALES,
+    SYSTEM_NAMES,
+    integrator_name,
+    method_name,
+)
 
 __all__ = ["format_mse", "run_cell", "run_experiment", "top_second_derivative", "write_outputs"]
 
@@ -106,8 +114,8 @@ class _DataCache:
             pde = PDE_SETTINGS[name]
             n_train, n_test = pde.sizes(self.scale.data[name])
             self.loaded[name] = load_pde_trajectories(
-                pde.system, n_train, n_test, pde.t_end, pde.dt, pde.fine_dt, random_state=self.scale.random_state,
-                n_jobs=self.scale.n_jobs, verbose=int(self.verbose > 0))
+                pde.system, n_train, n_test, pde.t_end, pde.dt, pde.fine_dt,
+                random_state=self.scale.random_state, n_jobs=self.scale.n_jobs, verbose=int(self.verbose > 0))
         return self.loaded[name]
 
 
@@ -232,8 +240,8 @@ def _record(experiment, scale, cell, result):
 
 
 _CSV_FIELDS = ("experiment", "system", "d", "integrator", "data", "method", "correction", "variant", "depth",
-               "width", "noise", "test", "seed", "n_train", "n_test", "epochs", "mse", "paper_mse", "rel_speed",
-               "paper_rel_speed", "fit_s", "predict_s", "blown_up", "warnings")
+               "width", "noise", "test", "seed", "n_train", "n_test", "epochs", "mse", "paper_mse",
+               "rel_speed", "paper_rel_speed", "fit_s", "predict_s", "blown_up", "warnings")
 _HEADERS = {"system": "System", "d": "d", "integrator": "Integrator", "data": "Data", "method": "Method",
             "correction": "Correction", "variant": "Variant", "depth": "h", "width": "d1 (ours)",
             "noise": "Noise", "test": "Test set", "rel_speed": "Rel. infer. speed (ours)",
@@ -300,20 +308,22 @@ def _over_seeds(records):
     groups = {}
     for r in records:
         groups.setdefault((r["system"], r["integrator"], r["data"], r["name"]), []).append(r)
-    plain = {(r["system"], r["integrator"], r["data"]): r["mse"] for r in records if r["correction"] == "plain solver"}
+    plain = {(r["system"], r["integrator"], r["data"]): r["mse"]
+             for r in records if r["correction"] == "plain solver"}
     rows = []
     for (system, integrator, data, _), group in groups.items():
         mse = np.array([float(r["mse"]) for r in group])
         finite = np.isfinite(mse).all()
         row = dict(group[0], seeds=len(group) if group[0]["seed"] != "" else "—", mse=float(mse.mean()),
-                   mse_sd=float(mse.std(ddof=1)) if len(mse) > 1 and finite else (0.0 if finite else math.nan),
+                   mse_sd=(float(mse.std(ddof=1)) if len(mse) > 1 else 0.0) if finite else math.nan,
                    mse_min=float(mse.min()), mse_max=float(mse.max()),
                    n_train=" / ".join(str(n) for n in dict.fromkeys(r["n_train"] for r in group)),
                    blown_up=sum(r["blown_up"] for r in group), mse_per_step=None, loss_curve=None, paths=None)
         reference = plain.get((system, integrator, data))
         if reference is not None:
             ratios = reference / mse
-            row.update(ratio=reference / row["mse"], ratio_min=float(ratios.min()), ratio_max=float(ratios.max()))
+            row.update(ratio=reference / row["mse"], ratio_min=float(ratios.min()),
+                       ratio_max=float(ratios.max()))
         rows.append(row)
     return rows
 
@@ -412,8 +422,8 @@ def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True, missi
         paths["figure"] = out / f"{experiment.name}.png"
         if experiment.over_seeds:
             spec.update(low="mse_min", high="mse_max")
-        draw(_over_seeds(records) if experiment.over_seeds else records, paths["figure"], title=experiment.title,
-             **spec)
+        shown = _over_seeds(records) if experiment.over_seeds else records
+        draw(shown, paths["figure"], title=experiment.title, **spec)
         kept = [r for r in records if r.get("paths")]
         if kept:
             paths["error_figure"] = out / f"{experiment.name}_error.png"
