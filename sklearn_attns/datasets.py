@@ -27,6 +27,7 @@ __all__ = [
     "load_spring_mass",
     "load_elastic_pendulum",
     "load_klink_pendulum",
+    "load_pde_trajectories",
 ]
 
 # Rows per work unit of the stepping path: a (rows, n_state) float64 batch and its stage
@@ -583,27 +584,108 @@ def _load_benchmark(name, system, scale, train_method, fine_dt, reference_fine_d
     params = dict(name=name, system=repr(system), system_params=system.get_params(deep=True),
                   sizes=sizes, t_end=spec["t_end"], dt=spec["dt"], train_method=train_method,
                   fine_dt=fine_dt, reference_fine_dt=reference_fine_dt, random_state=random_state)
+
+    def make(split, n, seed):
+        # Training data uses the solver-specific method and fine step; the held-out
+        # splits are the RK4 reference at the finer step (Table 3).
+        method, step = (train_method, fine_dt) if split == "train" else ("rk4", reference_fine_dt)
+        if verbose:
+            print(f"{name}: making {split} split ({n} trajectories, {method}, fine step {step:g})")
+        return make_trajectories(system, n, spec["t_end"], spec["dt"], step, method, random_state=seed,
+                                 n_jobs=n_jobs, verbose=verbose, device=device)
+
+    path, splits = _cached_splits(name, params, dict(zip(("train", "validation", "test"), sizes)), make,
+                                  random_state, data_home)
+    return Bunch(system=system, dt=spec["dt"], t_end=spec["t_end"], path=path, **splits)
+
+
+def _cached_splits(name, params, sizes, make, random_state, data_home):
+    """``(path, splits)``: the splits stored under a hash of ``params``, made by
+    ``make(split, n, seed)`` for each ``split: n`` of ``sizes`` (one seed each, drawn from
+    ``random_state``) and stored if the cache does not hold them yet."""
     path = get_data_home(data_home) / f"{name}-{joblib.hash(params)[:16]}.npz"
     if path.exists():
         with np.load(path) as data:
-            splits = {key: data[key] for key in ("train", "validation", "test")}
-    else:
-        seeds = np.random.RandomState(random_state).randint(2**31 - 1, size=3)
-        splits = {}
-        for split, n, seed in zip(("train", "validation", "test"), sizes, seeds):
-            # Training data uses the solver-specific method and fine step; the held-out
-            # splits are the RK4 reference at the finer step (Table 3).
-            method, step = (train_method, fine_dt) if split == "train" else ("rk4", reference_fine_dt)
-            if verbose:
-                print(f"{name}: making {split} split ({n} trajectories, {method}, fine step {step:g})")
-            splits[split] = make_trajectories(
-                system, n, spec["t_end"], spec["dt"], step, method, random_state=int(seed),
-                n_jobs=n_jobs, verbose=verbose, device=device,
-            )
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, **splits)
-        os.replace(tmp, path)
-    return Bunch(system=system, dt=spec["dt"], t_end=spec["t_end"], path=path, **splits)
+            return path, {key: data[key] for key in sizes}
+    seeds = np.random.RandomState(random_state).randint(2**31 - 1, size=len(sizes))
+    splits = {split: make(split, n, int(seed)) for (split, n), seed in zip(sizes.items(), seeds)}
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez(tmp, **splits)
+    os.replace(tmp, path)
+    return path, splits
+
+
+def load_pde_trajectories(system, n_train, n_test, t_end, dt, fine_dt=1e-3, data_home=None, random_state=0,
+                          n_jobs=None, verbose=0, device=None):
+    """Return train / test trajectories of a method-of-lines PDE, made once and cached on disk.
+
+    Both splits are made by :func:`make_trajectories` with RK4 at ``fine_dt`` from the
+    system's own random initial fields (a seed each, drawn from ``random_state``) and
+    stored under :func:`get_data_home`, keyed by the system's parameters and all the
+    arguments below but the machinery ones (``n_jobs``, ``verbose``, ``device``); later
+    calls with the same arguments load them. Made for the grid systems
+    (:class:`~sklearn_attns.systems.Burgers`, :class:`~sklearn_attns.systems.FitzHughNagumo`,
+    ...), which have no benchmark sizes in the paper; any system works.
+
+    Parameters
+    ----------
+    system : ODESystem
+        The system, such as ``Burgers()``.
+    n_train, n_test : int
+        Trajectories of each split.
+    t_end : float
+        Horizon ``T``.
+    dt : float
+        Time between stored states (the hybrid solvers' coarse step).
+    fine_dt : float, default=1e-3
+        Fine RK4 step of both splits; ``dt`` must be a multiple of it.
+    data_home : str or path-like, default=None
+        Cache folder; see :func:`get_data_home`.
+    random_state : int, default=0
+        Seed of the initial conditions.
+    n_jobs : int, default=None
+        Processes used to make the data (see :func:`make_trajectories`).
+    verbose : int, default=0
+        Progress output.
+    device : str, torch.device or None, default=None
+        Where the data is made (see :func:`make_trajectories`).
+
+    Returns
+    -------
+    data : Bunch
+        ``train`` and ``test`` arrays ``(n, n_times, n_state)`` float64, plus ``system``,
+        ``dt``, ``t_end``, ``fine_dt`` and the cache ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sklearn_attns.datasets import load_pde_trajectories
+    >>> from sklearn_attns.systems import Burgers
+    >>> with tempfile.TemporaryDirectory() as home:
+    ...     data = load_pde_trajectories(Burgers(n_points=16), 3, 2, t_end=0.2, dt=0.1, fine_dt=0.01,
+    ...                                  data_home=home)
+    >>> data.train.shape, data.test.shape, data.test.dtype
+    ((3, 3, 16), (2, 3, 16), dtype('float64'))
+    """
+    n_train = check_count(n_train, "n_train")
+    n_test = check_count(n_test, "n_test")
+    check_count(random_state, "random_state", minimum=0)
+    check_multiple(check_positive(t_end, "t_end"), check_positive(dt, "dt"), "t_end", "dt")
+    check_multiple(dt, check_positive(fine_dt, "fine_dt"), "dt", "fine_dt")
+    _check_n_jobs_and_verbose(n_jobs, verbose)
+    name = type(system).__name__.lower()
+    params = dict(name=name, system=repr(system), system_params=system.get_params(deep=True), t_end=t_end,
+                  dt=dt, fine_dt=fine_dt, random_state=random_state)
+
+    def make(split, n, seed):
+        if verbose:
+            print(f"{name}: making {split} split ({n} trajectories, rk4, fine step {fine_dt:g})")
+        return make_trajectories(system, n, t_end, dt, fine_dt, "rk4", random_state=seed, n_jobs=n_jobs,
+                                 verbose=verbose, device=device)
+
+    path, splits = _cached_splits(name, params | {"sizes": (n_train, n_test)},
+                                  {"train": n_train, "test": n_test}, make, random_state, data_home)
+    return Bunch(system=system, dt=dt, t_end=t_end, fine_dt=fine_dt, path=path, **splits)
 
 
 _LOADER_DOC = """Return the {title} benchmark's train / validation / test trajectories (Table 3).

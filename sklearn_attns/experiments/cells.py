@@ -10,9 +10,10 @@ from dataclasses import dataclass, field, fields, replace
 
 from ..corrections import CORRECTIONS as _CORRECTION_REGISTRY
 from ..integrators import INTEGRATORS as _INTEGRATOR_REGISTRY
+from ..systems import Burgers, FitzHughNagumo
 
-__all__ = ["CORRECTIONS", "DEFAULT_VARIANT", "DEMO", "DEMO_SCALE", "EXPERIMENTS", "INTEGRATORS", "SCALES",
-           "Cell", "Experiment", "Scale", "with_overrides"]
+__all__ = ["CORRECTIONS", "DEFAULT_VARIANT", "DEMO", "DEMO_SCALE", "EXPERIMENTS", "INTEGRATORS",
+           "PDE_SETTINGS", "SCALES", "Cell", "Experiment", "PDESetting", "Scale", "with_overrides"]
 
 
 # --- Sizes ---------------------------------------------------------------------------------
@@ -28,7 +29,9 @@ class Scale:
         Shown in the outputs.
     data : dict
         Benchmark name (``"spring_mass"``, ``"elastic_pendulum"``, ``"klink_pendulum"``)
-        to the ``scale`` given to its loader: a fraction of Table 3's sizes, or "paper".
+        to the ``scale`` given to its loader: a fraction of Table 3's sizes, or "paper";
+        for the PDE systems (``"burgers"``, ``"fhn"``), a fraction of the sizes of
+        :data:`PDE_SETTINGS`.
     max_epochs : int
         Training epochs of every fit.
     batch_size : int
@@ -52,6 +55,9 @@ class Scale:
         Adam's initial learning rate.
     random_state : int
         Seed of the data subsets, initial weights and shuffling.
+    seeds : tuple of int, default=(0,)
+        Training seeds of the experiments that repeat their cells over seeds (``pde``):
+        each seed draws its own data subset, initial weights and shuffling.
     n_jobs : int or None
         Processes that make the data sets (see :func:`~sklearn_attns.make_trajectories`).
     note : str
@@ -74,6 +80,7 @@ class Scale:
     timing_repeats: int = 3
     learning_rate: float = 1e-3
     random_state: int = 0
+    seeds: tuple = (0,)
     n_jobs: int = None
     note: str = ""
     changes: tuple = ()
@@ -128,34 +135,40 @@ PAPER_WIDTH = 1024
 
 SCALES = {
     "paper": Scale(
-        name="paper", data={"spring_mass": "paper", "elastic_pendulum": "paper", "klink_pendulum": "paper"},
+        name="paper", data={"spring_mass": "paper", "elastic_pendulum": "paper", "klink_pendulum": "paper",
+                            "burgers": 1.0, "fhn": 1.0},
         max_epochs=100, batch_size=8192, width=PAPER_WIDTH, chain_sizes=(10, 20, 30), n_masses=20,
-        data_sizes=(0.1, 0.25, 0.5, 1.0), n_jobs=-1,
+        data_sizes=(0.1, 0.25, 0.5, 1.0), seeds=(0, 1, 2), n_jobs=-1,
         note="Table 3's sizes; 100 epochs of Adam (cosine schedule), batch 8192; the network of Eq. (8) "
              "with d1 = 1024 (Table 1: 512 / 1024 / 2048). The chain sizes of Fig. 3 are not given in the "
              "paper's text; d = 20 is the chain of Tables 1 and 2.",
     ),
     "quick": Scale(
-        name="quick", data={"spring_mass": 0.05, "elastic_pendulum": 0.005, "klink_pendulum": 0.01},
+        name="quick", data={"spring_mass": 0.05, "elastic_pendulum": 0.005, "klink_pendulum": 0.01,
+                            "burgers": 0.1, "fhn": 0.1},
         max_epochs=30, batch_size=512, width=256, chain_sizes=(10, 20), n_masses=20,
-        data_sizes=(0.25, 0.5, 1.0), reference_fine_dt=1e-3,
+        data_sizes=(0.25, 0.5, 1.0), reference_fine_dt=1e-3, seeds=(0, 1),
         note="a reduced run for two CPU cores: training splits of 250 (spring-mass), 100 (elastic) and "
              "200 (2-link) trajectories before the data fraction is applied, test splits of 250 / 50 / 100 "
              "(5%, 0.5% and 1% of Table 3); 30 epochs; width d1 = 256 stands for the paper's 1024 "
              "(Table 1: 128 / 256 / 512 for 512 / 1024 / 2048); RK4 reference at fine step 1e-3 (it "
-             "differs from 1e-4 by an MSE below 1e-17).",
+             "differs from 1e-4 by an MSE below 1e-17). PDE systems: 10% of their training and test "
+             "sizes, seeds 0 and 1.",
     ),
     "medium": Scale(
-        name="medium", data={"spring_mass": 0.2, "elastic_pendulum": 0.02, "klink_pendulum": 0.04},
+        name="medium", data={"spring_mass": 0.2, "elastic_pendulum": 0.02, "klink_pendulum": 0.04,
+                             "burgers": 1.0, "fhn": 1.0},
         max_epochs=30, batch_size=1024, width=PAPER_WIDTH, chain_sizes=(10, 20), n_masses=20,
-        data_sizes=(0.1, 0.25, 0.5, 1.0), reference_fine_dt=1e-3,
+        data_sizes=(0.1, 0.25, 0.5, 1.0), reference_fine_dt=1e-3, seeds=(0, 1, 2),
         note="the paper's network (d1 = 1024; Table 1: 512 / 1024 / 2048) on part of its data: training "
              "splits of 1,000 (spring-mass), 400 (elastic) and 800 (2-link) trajectories before the data "
              "fraction is applied, test splits of 1,000 / 200 / 400 (20%, 2% and 4% of Table 3); 30 epochs, "
-             "batch 1024; RK4 reference at fine step 1e-3 (it differs from 1e-4 by an MSE below 1e-17).",
+             "batch 1024; RK4 reference at fine step 1e-3 (it differs from 1e-4 by an MSE below 1e-17). "
+             "PDE systems: their full training and test sizes, seeds 0, 1 and 2.",
     ),
     "tiny": Scale(
-        name="tiny", data={"spring_mass": 0.002, "elastic_pendulum": 0.0002, "klink_pendulum": 0.0005},
+        name="tiny", data={"spring_mass": 0.002, "elastic_pendulum": 0.0002, "klink_pendulum": 0.0005,
+                           "burgers": 0.04, "fhn": 0.04},
         max_epochs=2, batch_size=256, width=16, chain_sizes=(2,), n_masses=2, data_sizes=(0.5, 1.0),
         fine_dt=1e-2, reference_fine_dt=1e-2, timing_repeats=1,
         note="a smoke-test size: a handful of trajectories, 2 epochs, width 16; the numbers mean nothing.",
@@ -166,7 +179,7 @@ SCALES = {
 # --- Cells ---------------------------------------------------------------------------------
 
 SYSTEM_NAMES = {"spring_mass": "Spring-mass", "elastic_pendulum": "Elastic pendulum",
-                "klink_pendulum": "2-link pendulum"}
+                "klink_pendulum": "2-link pendulum", "burgers": "Burgers", "fhn": "FitzHugh-Nagumo"}
 INTEGRATOR_NAMES = {"euler": "Euler", "heun": "Improved Euler", "rk3": "RK3", "rk4": "RK4"}
 METHOD_NAMES = {"attns": "AttNS", "attns-m": "AttNS-m", "neurvec": "NeurVec", "csm": "CSM", "fsnet": "FSNet"}
 # The paper's order of the corrections (Fig. 3's legend); names it does not know come after.
@@ -226,6 +239,9 @@ class Cell:
         Evaluation time; None is the benchmark's ``T``.
     timed : bool, default=False
         Time the rollout ``timing_repeats`` times (Table 1).
+    seed : int or None, default=None
+        Seed of the fit (data subset, initial weights, shuffling); None is the scale's
+        ``random_state``.
     paper : tuple of (str, object), default=()
         The paper's numbers for this cell (``"mse"``, ``"rel_speed"``).
     """
@@ -240,6 +256,7 @@ class Cell:
     test: str = "all"
     t_end: float = None
     timed: bool = False
+    seed: int = None
     paper: tuple = field(default=(), compare=False)
 
     @property
@@ -252,6 +269,8 @@ class Cell:
             parts.append(self.test)
         if self.t_end is not None:
             parts.append(f"T{self.t_end:g}")
+        if self.seed is not None:
+            parts.append(f"seed{self.seed}")
         return re.sub(r"[^A-Za-z0-9.=_-]+", "", "-".join(parts).replace("*", "x"))
 
     @property
@@ -285,6 +304,10 @@ class Experiment:
         Test trajectories whose reference and predicted states each cell keeps; with
         them the outputs add a figure of those trajectories and one of the test MSE
         over time.
+    over_seeds : bool, default=False
+        The cells repeat over training seeds (:attr:`Cell.seed`): the Markdown table and
+        the figure show, per row, the mean and spread over the seeds and the ratio to the
+        plain integrator's cell of the same system and data (the CSV keeps every cell).
     """
 
     name: str
@@ -295,6 +318,7 @@ class Experiment:
     paper_note: str
     extra: tuple = ()
     keep_paths: int = 0
+    over_seeds: bool = False
 
 
 def _paper(**values):
@@ -396,6 +420,57 @@ def _demo_cells(scale):
             for c in ("none", "neurvec", "attns")]
 
 
+# --- PDE systems (method of lines; not in the paper) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class PDESetting:
+    """The data of a PDE system: coarse step ``dt``, horizon ``t_end``, fine RK4 step
+    ``fine_dt`` of all its trajectories, and the training and test sizes before a scale's
+    fraction (``Scale.data``) is applied."""
+
+    system: object
+    dt: float
+    t_end: float
+    fine_dt: float
+    n_train: int
+    n_test: int
+
+    def sizes(self, fraction):
+        """``(n_train, n_test)`` at a scale's fraction (at least one each)."""
+        return max(1, round(self.n_train * fraction)), max(1, round(self.n_test * fraction))
+
+
+#: The PDE experiment's data, one line per system.
+PDE_SETTINGS = {
+    "burgers": PDESetting(Burgers(), dt=0.05, t_end=4.0, fine_dt=1e-3, n_train=100, n_test=50),
+    "fhn": PDESetting(FitzHughNagumo(), dt=0.1, t_end=5.0, fine_dt=1e-3, n_train=100, n_test=50),
+}
+PDE_FRACTIONS = (0.25, 0.5, 1.0)
+# The networks of the PDE experiment: the paper's global MLP (width 256) and the local
+# convolution (depth 4, width 32, kernel 5), trained alike (Adam lr 1e-2, batch 128), as in
+# benchmarks/bench_local_correction.py. (variant, correction, estimator parameters).
+_PDE_TRAINING = (("batch_size", 128), ("learning_rate", 1e-2))
+_CONV = (("module", "conv"), ("depth", 4), ("width", 32), ("kernel_size", 5))
+_PDE_METHODS = (
+    ("global (MLP)", "attns", (("module", "mlp"), ("depth", 2), ("width", 256))),
+    ("local (conv), slope + state", "attns", _CONV + (("state_input", True),)),
+    ("local (conv)", "neurvec", _CONV),
+    ("local (conv)", "csm", _CONV),
+)
+
+
+def _pde_cells(scale):
+    cells = []
+    for system in PDE_SETTINGS:
+        for fraction in PDE_FRACTIONS:
+            cells.append(Cell(system, "none", "rk4", fraction))
+            cells += [Cell(system, correction, "rk4", fraction, params=params + _PDE_TRAINING,
+                           variant=variant, seed=seed)
+                      for variant, correction, params in _PDE_METHODS for seed in scale.seeds]
+    return cells
+
+
 EXPERIMENTS = {
     "fig3": Experiment(
         "fig3", "Fig. 3: four integrators on spring-mass chains, 100% and 50% of the data", _fig3_cells,
@@ -439,6 +514,17 @@ EXPERIMENTS = {
         dict(kind="bars", panels=("system",), groups=None, series="method"),
         "Appendix D.1. |u''| is estimated by second differences of the test trajectories at dt = 0.1 "
         "over [0, 10]; the models train on 50% of the training split as in Fig. 4.",
+    ),
+    "pde": Experiment(
+        "pde", "PDE systems: global and local corrections on Burgers and FitzHugh-Nagumo (RK4), several "
+               "data sizes and seeds",
+        _pde_cells, ("system", "data", "method", "variant"),
+        dict(kind="bars", panels=("system",), groups="data", series="name", xlabel="training data"),
+        "none: the PDE systems are not in the paper. Data (PDE_SETTINGS, RK4 at the fine step; training "
+        "and test sizes before the scale's fraction): " + "; ".join(
+            f"{SYSTEM_NAMES[name]}: {s.system!r}, dt = {s.dt:g}, T = {s.t_end:g}, fine step {s.fine_dt:g}, "
+            f"{s.n_train} / {s.n_test} trajectories" for name, s in PDE_SETTINGS.items()) + ".",
+        over_seeds=True,
     ),
 }
 

@@ -56,11 +56,12 @@ def _finish(figure, handles, labels, title, path):
 
 
 def bar_chart(records, path, *, panels, series, groups=None, title="", xlabel="", value="mse",
-              paper_value="paper_mse"):
+              paper_value="paper_mse", low=None, high=None):
     """Grouped bars of a value on a log scale, one panel per combination of ``panels``.
 
     Bars that are infinite (a rollout that blew up) reach the top of the panel, hatched
-    and marked "∞". Where a record has a paper value, a black diamond marks it on its bar.
+    and marked "∞". Where a record has a paper value, a black diamond marks it on its bar;
+    with ``low`` and ``high``, a black line spans each bar's range (over seeds, say).
 
     Parameters
     ----------
@@ -80,6 +81,8 @@ def bar_chart(records, path, *, panels, series, groups=None, title="", xlabel=""
         Label of the x axis.
     value, paper_value : str
         Fields holding our value and the paper's.
+    low, high : str, default=None
+        Fields holding the ends of a range drawn on each bar (both or neither).
 
     Returns
     -------
@@ -122,6 +125,9 @@ def bar_chart(records, path, *, panels, series, groups=None, title="", xlabel=""
                 else:
                     ax.bar(x, top, width, color=color, label=label, hatch="//", alpha=0.5)
                     ax.text(x, top, "∞", ha="center", va="bottom", fontsize=8)
+                ends = [match[0].get(key) for key in (low, high) if key]
+                if len(ends) == 2 and all(_finite(end) and end > 0 for end in ends) and ends[0] < ends[1]:
+                    ax.plot([x, x], ends, color="black", linewidth=1)
                 paper = match[0].get(paper_value, "")
                 if _finite(paper):
                     ax.plot(x, float(paper), "D", color="black", markersize=5)

@@ -19,10 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..datasets import load_elastic_pendulum, load_klink_pendulum, load_spring_mass
+from ..datasets import load_elastic_pendulum, load_klink_pendulum, load_pde_trajectories, load_spring_mass
 from ..estimator import HybridSolverRegressor
 from ..metrics import mse_per_step, trajectory_mse
-from .cells import DEFAULT_VARIANT, EXPERIMENTS, SCALES, SYSTEM_NAMES, integrator_name, method_name
+from .cells import (
+    DEFAULT_VARIANT,
+    EXPERIMENTS,
+    PDE_SETTINGS,
+    SCALES,
+    SYSTEM_NAMES,
+    integrator_name,
+    method_name,
+)
 
 __all__ = ["format_mse", "run_cell", "run_experiment", "top_second_derivative", "write_outputs"]
 
@@ -39,7 +47,12 @@ def _settings(cell, scale):
         learning_rate=scale.learning_rate, random_state=scale.random_state,
         timing_repeats=scale.timing_repeats if cell.timed else None,
     )
-    return json.loads(json.dumps(settings))
+    if cell.benchmark in PDE_SETTINGS:
+        pde = PDE_SETTINGS[cell.benchmark]
+        settings["pde"] = {"system": repr(pde.system), "system_params": pde.system.get_params(deep=True),
+                           "dt": pde.dt, "t_end": pde.t_end, "fine_dt": pde.fine_dt,
+                           "sizes": pde.sizes(scale.data[cell.benchmark])}
+    return json.loads(json.dumps(settings, default=repr))
 
 
 def top_second_derivative(X, dt, fraction=0.1):
@@ -84,6 +97,8 @@ class _DataCache:
         self.scale, self.verbose, self.loaded = scale, verbose, {}
 
     def __call__(self, cell):
+        if cell.benchmark in PDE_SETTINGS:
+            return self._pde(cell.benchmark)
         train_method = cell.integrator if cell.benchmark == "spring_mass" else "rk4"
         key = (cell.benchmark, cell.n_masses, train_method)
         if key not in self.loaded:
@@ -93,6 +108,15 @@ class _DataCache:
                 reference_fine_dt=self.scale.reference_fine_dt, n_jobs=self.scale.n_jobs,
                 verbose=int(self.verbose > 0), **kwargs)
         return self.loaded[key]
+
+    def _pde(self, name):
+        if name not in self.loaded:
+            pde = PDE_SETTINGS[name]
+            n_train, n_test = pde.sizes(self.scale.data[name])
+            self.loaded[name] = load_pde_trajectories(
+                pde.system, n_train, n_test, pde.t_end, pde.dt, pde.fine_dt,
+                random_state=self.scale.random_state, n_jobs=self.scale.n_jobs, verbose=int(self.verbose > 0))
+        return self.loaded[name]
 
 
 def _test_set(cell, data):
@@ -139,7 +163,8 @@ def run_cell(cell, scale, data, device="auto", compile=False, verbose=0, keep_pa
     params = dict(system=data.system, dt=data.dt, integrator=cell.integrator, correction=cell.correction,
                   data_fraction=cell.data_fraction, width=scale.width, max_epochs=scale.max_epochs,
                   batch_size=scale.batch_size, learning_rate=scale.learning_rate, device=device,
-                  compile=compile, random_state=scale.random_state, verbose=verbose)
+                  compile=compile, random_state=scale.random_state if cell.seed is None else cell.seed,
+                  verbose=verbose)
     params.update(cell.params)
     solver = HybridSolverRegressor(**params)
     X = _test_set(cell, data)
@@ -187,6 +212,8 @@ def _record(experiment, scale, cell, result):
         "integrator": integrator_name(cell.integrator),
         "data": f"{cell.data_fraction * 100:g}%",
         "method": cell.method,
+        "name": f"{cell.method}, {cell.variant}" if cell.variant else cell.method,
+        "seed": "" if cell.seed is None else cell.seed,
         "correction": "plain solver" if cell.correction == "none" else method_name(cell.correction),
         "variant": cell.variant,
         "depth": params.get("depth", 2) if cell.correction != "none" else "",
@@ -213,8 +240,8 @@ def _record(experiment, scale, cell, result):
 
 
 _CSV_FIELDS = ("experiment", "system", "d", "integrator", "data", "method", "correction", "variant", "depth",
-               "width", "noise", "test", "n_train", "n_test", "epochs", "mse", "paper_mse", "rel_speed",
-               "paper_rel_speed", "fit_s", "predict_s", "blown_up", "warnings")
+               "width", "noise", "test", "seed", "n_train", "n_test", "epochs", "mse", "paper_mse",
+               "rel_speed", "paper_rel_speed", "fit_s", "predict_s", "blown_up", "warnings")
 _HEADERS = {"system": "System", "d": "d", "integrator": "Integrator", "data": "Data", "method": "Method",
             "correction": "Correction", "variant": "Variant", "depth": "h", "width": "d1 (ours)",
             "noise": "Noise", "test": "Test set", "rel_speed": "Rel. infer. speed (ours)",
@@ -256,7 +283,13 @@ def _markdown(experiment, scale, records, elapsed, missing=()):
         row = [str(r[c]) for c in columns] + [format_mse(r["mse"]), format_mse(r["paper_mse"])]
         row += [str(r[c]) or "—" for c in extras]
         lines.append("| " + " | ".join(text.replace("|", "\\|") for text in row) + " |")
-    lines += ["", f"Paper numbers: {experiment.paper_note}"]
+    return _with_notes(lines, experiment, records, missing)
+
+
+def _with_notes(lines, experiment, records, missing):
+    """The Markdown text: ``lines`` (heading and table), then where the paper's numbers come
+    from, the cells not run yet and the cells that blew up."""
+    lines = lines + ["", f"Paper numbers: {experiment.paper_note}"]
     if missing:
         lines += ["", f"Not run yet ({len(missing)} of {len(records) + len(missing)} cells; the same command "
                       "without `--report` or `--only` runs them): " + "; ".join(missing) + "."]
@@ -264,6 +297,67 @@ def _markdown(experiment, scale, records, elapsed, missing=()):
     if blown:
         lines.append(f"'blew up': some test rollouts became non-finite ({len(blown)} cell(s)).")
     return "\n".join(lines) + "\n"
+
+
+def _over_seeds(records):
+    """One row per cell repeated over seeds: the cells' fields that do not vary with the seed,
+    ``seeds``, the ``mse`` mean, ``mse_sd`` (sample standard deviation; 0 for one run),
+    ``mse_min`` and ``mse_max``; with ``ratio`` (the plain integrator's MSE over the mean),
+    ``ratio_min`` and ``ratio_max`` (over the seeds) where the plain integrator has a row of
+    the same system and data. A seed that blew up makes the mean infinite."""
+    groups = {}
+    for r in records:
+        groups.setdefault((r["system"], r["integrator"], r["data"], r["name"]), []).append(r)
+    plain = {(r["system"], r["integrator"], r["data"]): r["mse"]
+             for r in records if r["correction"] == "plain solver"}
+    rows = []
+    for (system, integrator, data, _), group in groups.items():
+        mse = np.array([float(r["mse"]) for r in group])
+        finite = np.isfinite(mse).all()
+        row = dict(group[0], seeds=len(group) if group[0]["seed"] != "" else "—", mse=float(mse.mean()),
+                   mse_sd=(float(mse.std(ddof=1)) if len(mse) > 1 else 0.0) if finite else math.nan,
+                   mse_min=float(mse.min()), mse_max=float(mse.max()),
+                   n_train=" / ".join(str(n) for n in dict.fromkeys(r["n_train"] for r in group)),
+                   blown_up=sum(r["blown_up"] for r in group), mse_per_step=None, loss_curve=None, paths=None)
+        reference = plain.get((system, integrator, data))
+        if reference is not None:
+            ratios = reference / mse
+            row.update(ratio=reference / row["mse"], ratio_min=float(ratios.min()),
+                       ratio_max=float(ratios.max()))
+        rows.append(row)
+    return rows
+
+
+def _format_ratio(value):
+    if not math.isfinite(value) or value == 0:
+        return "—" if not math.isfinite(value) else "0"
+    return f"{value:.3g}"
+
+
+def _seed_markdown(experiment, scale, records, elapsed, missing):
+    rows = _over_seeds(records)
+    columns = list(experiment.columns)
+    header = [_HEADERS[c] for c in columns] + ["n_train", "Seeds", "Test MSE, mean ± sd", "min – max",
+                                               "× below plain (of the mean)", "min – max over seeds"]
+    lines = [f"# {experiment.title}", "", scale.describe(), "",
+             (f"{len(records)} cells; total fit time {elapsed:.0f} s. Test MSE: squared error over the "
+              f"{', '.join(sorted({str(r['n_test']) for r in records}))} test trajectories, components and "
+              "times dt..T; mean and sample standard deviation over the training seeds (each seed draws its "
+              "own data subset, initial weights and shuffling). '× below plain': the plain integrator's test "
+              "MSE over the method's (above 1 is better than the plain integrator)."), "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        single = r["seeds"] in ("—", 1)  # nothing to spread over
+        spread = "—" if single else f"{format_mse(r['mse_min'])} – {format_mse(r['mse_max'])}"
+        mean = format_mse(r["mse"]) + ("" if single or not math.isfinite(r["mse_sd"])
+                                       else f" ± {format_mse(r['mse_sd'])}")
+        ratio = _format_ratio(r["ratio"]) if "ratio" in r else "—"
+        ratio_spread = ("—" if "ratio" not in r or single
+                        else f"{_format_ratio(r['ratio_min'])} – {_format_ratio(r['ratio_max'])}")
+        row = [str(r[c]) for c in columns] + [str(r["n_train"]), str(r["seeds"]), mean, spread, ratio,
+                                               ratio_spread]
+        lines.append("| " + " | ".join(text.replace("|", "\\|") for text in row) + " |")
+    return _with_notes(lines, experiment, records, missing)
 
 
 def _reusable(stored, settings, experiment):
@@ -316,7 +410,8 @@ def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True, missi
         writer.writerows(records)
 
     _write_atomic(paths["csv"], write_csv)
-    markdown = _markdown(experiment, scale, records, elapsed, missing)
+    markdown = (_seed_markdown if experiment.over_seeds else _markdown)(experiment, scale, records, elapsed,
+                                                                         missing)
     _write_atomic(paths["markdown"], lambda handle: handle.write(markdown))
     if plot:
         from . import figures
@@ -325,7 +420,10 @@ def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True, missi
         kind = spec.pop("kind")
         draw = figures.bar_chart if kind == "bars" else figures.curve_chart
         paths["figure"] = out / f"{experiment.name}.png"
-        draw(records, paths["figure"], title=experiment.title, **spec)
+        if experiment.over_seeds:
+            spec.update(low="mse_min", high="mse_max")
+        shown = _over_seeds(records) if experiment.over_seeds else records
+        draw(shown, paths["figure"], title=experiment.title, **spec)
         kept = [r for r in records if r.get("paths")]
         if kept:
             paths["error_figure"] = out / f"{experiment.name}_error.png"
@@ -404,7 +502,8 @@ def run_experiment(experiment, scale="quick", out=None, device="auto", compile=F
         name = (f"{SYSTEM_NAMES[cell.benchmark]}" + (f" d={cell.n_masses}" if cell.n_masses else "")
                 + f" {cell.integrator} {cell.method} {cell.data_fraction * 100:g}%"
                 + (f" [{cell.variant}]" if cell.variant else "")
-                + "".join(f" {k}={v}" for k, v in cell.params))
+                + "".join(f" {k}={v}" for k, v in cell.params)
+                + (f" seed {cell.seed}" if cell.seed is not None else ""))
         label = f"[{i}/{len(cells)}] {name}"
         if resume and _reusable(stored, settings, experiment):
             result = stored["result"]
