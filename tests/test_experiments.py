@@ -32,7 +32,7 @@ from sklearn_attns.experiments import run as run_module
 pytest.importorskip("matplotlib")
 
 TINY = with_overrides(SCALES["tiny"], max_epochs=1)
-NAMES = ("fig3", "fig4", "fig5", "table1", "table2", "appendix-d1")
+NAMES = ("fig3", "fig4", "fig5", "table1", "table2", "appendix-d1")  # the paper's
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -61,8 +61,9 @@ def finished(tmp_path_factory):
     return get
 
 
-def test_the_six_experiments_are_registered():
-    assert tuple(EXPERIMENTS) == NAMES
+def test_the_experiments_are_registered():
+    # The paper's six, then the PDE experiment (tests/test_pde_experiment.py).
+    assert tuple(EXPERIMENTS) == NAMES + ("pde",)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -16,7 +16,7 @@ from sklearn_attns.datasets import load_pde_trajectories
 from sklearn_attns.experiments import EXPERIMENTS, SCALES, format_mse, run_experiment, with_overrides
 from sklearn_attns.experiments import cells as cells_module
 from sklearn_attns.experiments import run as run_module
-from sklearn_attns.systems import Burgers, FitzHughNagumo
+from sklearn_attns.systems import Burgers, FitzHughNagumo, GrayScott
 
 pytest.importorskip("matplotlib")
 
@@ -25,8 +25,10 @@ SMALL = {
                                        n_test=4),
     "fhn": cells_module.PDESetting(FitzHughNagumo(n_points=8), dt=0.1, t_end=0.5, fine_dt=0.02, n_train=8,
                                    n_test=4),
+    "grayscott": cells_module.PDESetting(GrayScott(n_points=8), dt=0.5, t_end=2.0, fine_dt=0.1, n_train=8,
+                                         n_test=4),
 }
-SCALE = with_overrides(SCALES["tiny"], data={"burgers": 1.0, "fhn": 1.0}, max_epochs=1, seeds=(0, 1))
+SCALE = with_overrides(SCALES["tiny"], data={"burgers": 1.0, "fhn": 1.0, "grayscott": 1.0}, max_epochs=1, seeds=(0, 1))
 
 
 @pytest.fixture(autouse=True)
@@ -64,14 +66,14 @@ def _rows(path):
 def test_cells_cover_systems_methods_fractions_and_seeds():
     cells = EXPERIMENTS["pde"].cells(SCALES["medium"])
     trained = [c for c in cells if c.correction != "none"]
-    assert {c.benchmark for c in cells} == {"burgers", "fhn"}
+    assert {c.benchmark for c in cells} == {"burgers", "fhn", "grayscott"}
     assert {c.data_fraction for c in cells} == {0.25, 0.5, 1.0}
     assert {c.seed for c in trained} == {0, 1, 2}
     assert {(c.correction, dict(c.params)["module"], dict(c.params).get("state_input", False))
             for c in trained} == {("attns", "mlp", False), ("attns", "conv", True),
                                   ("neurvec", "conv", False), ("csm", "conv", False)}
     # One plain RK4 cell per system and fraction (it has nothing to seed); 4 methods x 3 seeds beside it.
-    assert len(cells) == 2 * 3 * (1 + 4 * 3)
+    assert len(cells) == 3 * 3 * (1 + 4 * 3)
 
 
 @pytest.mark.slow
@@ -80,7 +82,7 @@ def test_runs_resumes_and_writes_the_table_over_seeds(tmp_path, monkeypatch):
     assert {r["system"] for r in records} == {"Burgers"}
     assert len(records) == 3 * (1 + 4 * 2) and paths["figure"].exists()
     markdown = paths["markdown"].read_text(encoding="utf-8")
-    assert "Not run yet (27 of 54 cells" in markdown
+    assert "Not run yet (54 of 81 cells" in markdown
     # One row per system, fraction and method: the two seeds are pooled into a mean and its spread.
     table = [line for line in markdown.splitlines() if line.startswith("| Burgers |")]
     assert len(table) == 3 * 5

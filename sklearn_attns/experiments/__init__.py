@@ -1,4 +1,4 @@
-"""The paper's experiments (Figs. 3-5, Tables 1-2, Appendix D.1), runnable and resumable.
+"""The paper's experiments (Figs. 3-5, Tables 1-2, Appendix D.1) and one on PDEs, runnable and resumable.
 
 An application built on the library: it uses the estimators, data sets, metrics and
 plotting helpers of the library as any user would, and the library never imports

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from ..corrections import CORRECTIONS as _CORRECTION_REGISTRY
 from ..integrators import INTEGRATORS as _INTEGRATOR_REGISTRY
-from ..systems import Burgers, FitzHughNagumo
+from ..systems import Burgers, FitzHughNagumo, GrayScott
 
 __all__ = ["CORRECTIONS", "DEFAULT_VARIANT", "DEMO", "DEMO_SCALE", "EXPERIMENTS", "INTEGRATORS",
            "PDE_SETTINGS", "SCALES", "Cell", "Experiment", "PDESetting", "Scale", "with_overrides"]
@@ -30,7 +30,7 @@ class Scale:
     data : dict
         Benchmark name (``"spring_mass"``, ``"elastic_pendulum"``, ``"klink_pendulum"``)
         to the ``scale`` given to its loader: a fraction of Table 3's sizes, or "paper";
-        for the PDE systems (``"burgers"``, ``"fhn"``), a fraction of the sizes of
+        for the PDE systems (``"burgers"``, ``"fhn"``, ``"grayscott"``), a fraction of the sizes of
         :data:`PDE_SETTINGS`.
     max_epochs : int
         Training epochs of every fit.
@@ -136,7 +136,7 @@ PAPER_WIDTH = 1024
 SCALES = {
     "paper": Scale(
         name="paper", data={"spring_mass": "paper", "elastic_pendulum": "paper", "klink_pendulum": "paper",
-                            "burgers": 1.0, "fhn": 1.0},
+                            "burgers": 1.0, "fhn": 1.0, "grayscott": 1.0},
         max_epochs=100, batch_size=8192, width=PAPER_WIDTH, chain_sizes=(10, 20, 30), n_masses=20,
         data_sizes=(0.1, 0.25, 0.5, 1.0), seeds=(0, 1, 2), n_jobs=-1,
         note="Table 3's sizes; 100 epochs of Adam (cosine schedule), batch 8192; the network of Eq. (8) "
@@ -145,7 +145,7 @@ SCALES = {
     ),
     "quick": Scale(
         name="quick", data={"spring_mass": 0.05, "elastic_pendulum": 0.005, "klink_pendulum": 0.01,
-                            "burgers": 0.1, "fhn": 0.1},
+                            "burgers": 0.1, "fhn": 0.1, "grayscott": 0.1},
         max_epochs=30, batch_size=512, width=256, chain_sizes=(10, 20), n_masses=20,
         data_sizes=(0.25, 0.5, 1.0), reference_fine_dt=1e-3, seeds=(0, 1),
         note="a reduced run for two CPU cores: training splits of 250 (spring-mass), 100 (elastic) and "
@@ -157,7 +157,7 @@ SCALES = {
     ),
     "medium": Scale(
         name="medium", data={"spring_mass": 0.2, "elastic_pendulum": 0.02, "klink_pendulum": 0.04,
-                             "burgers": 1.0, "fhn": 1.0},
+                             "burgers": 1.0, "fhn": 1.0, "grayscott": 1.0},
         max_epochs=30, batch_size=1024, width=PAPER_WIDTH, chain_sizes=(10, 20), n_masses=20,
         data_sizes=(0.1, 0.25, 0.5, 1.0), reference_fine_dt=1e-3, seeds=(0, 1, 2),
         note="the paper's network (d1 = 1024; Table 1: 512 / 1024 / 2048) on part of its data: training "
@@ -168,7 +168,7 @@ SCALES = {
     ),
     "tiny": Scale(
         name="tiny", data={"spring_mass": 0.002, "elastic_pendulum": 0.0002, "klink_pendulum": 0.0005,
-                           "burgers": 0.04, "fhn": 0.04},
+                           "burgers": 0.04, "fhn": 0.04, "grayscott": 0.04},
         max_epochs=2, batch_size=256, width=16, chain_sizes=(2,), n_masses=2, data_sizes=(0.5, 1.0),
         fine_dt=1e-2, reference_fine_dt=1e-2, timing_repeats=1,
         note="a smoke-test size: a handful of trajectories, 2 epochs, width 16; the numbers mean nothing.",
@@ -179,7 +179,8 @@ SCALES = {
 # --- Cells ---------------------------------------------------------------------------------
 
 SYSTEM_NAMES = {"spring_mass": "Spring-mass", "elastic_pendulum": "Elastic pendulum",
-                "klink_pendulum": "2-link pendulum", "burgers": "Burgers", "fhn": "FitzHugh-Nagumo"}
+                "klink_pendulum": "2-link pendulum", "burgers": "Burgers", "fhn": "FitzHugh-Nagumo",
+                "grayscott": "Gray-Scott"}
 INTEGRATOR_NAMES = {"euler": "Euler", "heun": "Improved Euler", "rk3": "RK3", "rk4": "RK4"}
 METHOD_NAMES = {"attns": "AttNS", "attns-m": "AttNS-m", "neurvec": "NeurVec", "csm": "CSM", "fsnet": "FSNet"}
 # The paper's order of the corrections (Fig. 3's legend); names it does not know come after.
@@ -445,6 +446,7 @@ class PDESetting:
 PDE_SETTINGS = {
     "burgers": PDESetting(Burgers(), dt=0.05, t_end=4.0, fine_dt=1e-3, n_train=100, n_test=50),
     "fhn": PDESetting(FitzHughNagumo(), dt=0.1, t_end=5.0, fine_dt=1e-3, n_train=100, n_test=50),
+    "grayscott": PDESetting(GrayScott(), dt=0.5, t_end=50.0, fine_dt=1e-2, n_train=100, n_test=50),
 }
 PDE_FRACTIONS = (0.25, 0.5, 1.0)
 # The networks of the PDE experiment: the paper's global MLP (width 256) and the local
@@ -516,8 +518,8 @@ EXPERIMENTS = {
         "over [0, 10]; the models train on 50% of the training split as in Fig. 4.",
     ),
     "pde": Experiment(
-        "pde", "PDE systems: global and local corrections on Burgers and FitzHugh-Nagumo (RK4), several "
-               "data sizes and seeds",
+        "pde", "PDE systems: global and local corrections on Burgers, FitzHugh-Nagumo and Gray-Scott (RK4), "
+               "several data sizes and seeds",
         _pde_cells, ("system", "data", "method", "variant"),
         dict(kind="bars", panels=("system",), groups="data", series="name", xlabel="training data"),
         "none: the PDE systems are not in the paper. Data (PDE_SETTINGS, RK4 at the fine step; training "
