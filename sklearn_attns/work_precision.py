@@ -21,7 +21,6 @@ Timings are wall clock (``time.perf_counter``) with the thread settings of the c
 process.
 """
 
-import importlib
 import math
 import numbers
 import time

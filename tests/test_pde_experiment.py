@@ -28,7 +28,8 @@ SMALL = {
     "grayscott": cells_module.PDESetting(GrayScott(n_points=8), dt=0.5, t_end=2.0, fine_dt=0.1, n_train=8,
                                          n_test=4),
 }
-SCALE = with_overrides(SCALES["tiny"], data={"burgers": 1.0, "fhn": 1.0, "grayscott": 1.0}, max_epochs=1, seeds=(0, 1))
+SCALE = with_overrides(SCALES["tiny"], data={"burgers": 1.0, "fhn": 1.0, "grayscott": 1.0}, max_epochs=1,
+                       seeds=(0, 1))
 
 
 @pytest.fixture(autouse=True)

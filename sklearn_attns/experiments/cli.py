@@ -46,14 +46,23 @@ def _scale(value):
     return value
 
 
-def _positive_int(value):
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
+def _positive(convert, kind):
+    """An argparse type: ``convert(value)``, refused unless positive and finite."""
+
+    def check(value):
+        try:
+            number = convert(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind}, got {value!r}") from None
+        if not 0 < number < float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind}, got {value!r}")
+        return number
+
+    return check
+
+
+_positive_int = _positive(int, "integer")
+_positive_float = _positive(float, "number")
 
 
 def _epochs(value):
@@ -213,44 +222,41 @@ def _integrator(value):
     return value
 
 
-def _positive_float(value):
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return number
-
-
 def _add_work_precision(commands):
     names = tuple(wp.SETTINGS)
     parser = commands.add_parser(
         "work-precision", help="does the hybrid pay? work-precision diagrams of the benchmark systems",
-        description="Train AttNS on each system (settings: sklearn_attns.experiments.work_precision.SETTINGS) "
-                    "and time it against its base integrator at finer steps, fixed-step DOP853 and scipy's "
-                    "adaptive DOP853 on the same test trajectories; writes OUT/work_precision.md (both "
-                    "equal-accuracy speed-ups, k, c_net/c_step and k/(1+c_net/c_step) per solver), and per "
-                    "system OUT/work_precision_SYSTEM.png and .json.",
-        epilog="systems:\n" + "\n".join(f"  {name:<8} {s.make()!r}: {s.why}" for name, s in wp.SETTINGS.items()),
+        description="Train AttNS on each system (settings: sklearn_attns.experiments.work_precision."
+                    "SETTINGS) and time it against its base integrator at finer steps, fixed-step DOP853 "
+                    "and scipy's adaptive DOP853 on the same test trajectories; writes "
+                    "OUT/work_precision.md (both equal-accuracy speed-ups, k, c_net/c_step and "
+                    "k/(1+c_net/c_step) per solver), and per system OUT/work_precision_SYSTEM.png and .json.",
+        epilog="systems:\n" + "\n".join(f"  {name:<8} {s.make()!r}: {s.why}"
+                                         for name, s in wp.SETTINGS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--systems", nargs="+", choices=names, default=list(names), metavar="SYSTEM",
                         help="one or more of: " + ", ".join(names) + " (default: all)")
-    parser.add_argument("--out", type=_out_dir, metavar="DIR", help="output folder (default: results/work_precision)")
+    parser.add_argument("--out", type=_out_dir, metavar="DIR",
+                        help="output folder (default: results/work_precision)")
     parser.add_argument("--threads", type=_positive_int, default=1, metavar="N",
-                        help="torch CPU threads (default 1: on shared cores more threads wait for each other)")
+                        help="torch CPU threads (default 1: on shared cores more threads wait for each "
+                             "other)")
     parser.add_argument("--device", type=_device, default="auto",
                         help="torch device of the networks: auto (default: cpu, where the classical methods "
                              "run), cpu, cuda, cuda:N")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run of seconds per system: tiny data and networks, 2 epochs, no compilation")
-    parser.add_argument("--epochs", type=_epochs, metavar="N", help="training epochs (default: auto, the solver's)")
+                        help="a smoke run of seconds per system: tiny data and networks, 2 epochs, "
+                             "no compilation")
+    parser.add_argument("--epochs", type=_epochs, metavar="N",
+                        help="training epochs (default: auto, the solver's)")
     parser.add_argument("--widths", type=_positive_int, nargs="+", metavar="N",
                         help="network widths (default: per system)")
     parser.add_argument("--integrator", type=_integrator, help="base integrator (default: per system)")
     parser.add_argument("--dt", type=_positive_float, help="the hybrid's step (default: per system)")
-    parser.add_argument("--n-train", type=_positive_int, metavar="N", help="training trajectories (default: per system)")
-    parser.add_argument("--n-test", type=_positive_int, metavar="N", help="test trajectories (default: per system)")
+    parser.add_argument("--n-train", type=_positive_int, metavar="N",
+                        help="training trajectories (default: per system)")
+    parser.add_argument("--n-test", type=_positive_int, metavar="N",
+                        help="test trajectories (default: per system)")
     parser.add_argument("--repeats", type=_positive_int, default=3, metavar="N",
                         help="timed rounds, the fastest counts (default 3)")
     parser.add_argument("--jobs", type=_positive_int, default=1, metavar="N",

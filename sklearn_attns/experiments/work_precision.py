@@ -131,7 +131,8 @@ SETTINGS = {
 
 # --quick: a smoke run of seconds per system (tiny data and networks, no compilation).
 QUICK = {"n_train": 8, "n_test": 8, "widths": (8,), "max_epochs": 2, "steps": 4, "repeats": 1,
-         "reference_tolerances": (1e-6,), "n_reference": 2, "backends": ("numpy",), "refinements": 3, "dop853": 1}
+         "reference_tolerances": (1e-6,), "n_reference": 2, "backends": ("numpy",), "refinements": 3,
+         "dop853": 1}
 
 
 def machine_line(threads):
@@ -147,7 +148,8 @@ def machine_line(threads):
 
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(line for line in out.splitlines() if line.startswith("Model name")).split(":", 1)[1].strip()
+        model = next(line for line in out.splitlines() if line.startswith("Model name"))
+        model = model.split(":", 1)[1].strip()
     except (OSError, subprocess.CalledProcessError, StopIteration):  # no lscpu: what Python knows
         model = platform.processor() or platform.machine()
     return (f"{model}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the start: shared "
@@ -163,9 +165,11 @@ def _resolved(setting, quick, overrides):
     if quick:
         changes.update(n_train=QUICK["n_train"], n_test=QUICK["n_test"], widths=QUICK["widths"],
                        steps=min(setting.steps, QUICK["steps"]), train_steps=min(setting.train_steps, 4),
-                       refinements=setting.refinements[:QUICK["refinements"]], dop853=setting.dop853[:QUICK["dop853"]],
+                       refinements=setting.refinements[:QUICK["refinements"]],
+                       dop853=setting.dop853[:QUICK["dop853"]],
                        rk4=setting.rk4[:QUICK["refinements"]])
-    if "integrator" in changes and changes["integrator"] != setting.integrator and "refinements" not in changes:
+    new_base = "integrator" in changes and changes["integrator"] != setting.integrator
+    if new_base and "refinements" not in changes:
         changes["refinements"] = tuple(2**i for i in range(_FINEST[changes["integrator"]].bit_length()))
         if quick:
             changes["refinements"] = changes["refinements"][:QUICK["refinements"]]
@@ -192,8 +196,9 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
     system = setting.make()
     spacing = setting.test_spacing
     start = time.perf_counter()
-    X_train = make_trajectories(system, setting.n_train, t_end=setting.train_steps * setting.dt, dt=setting.dt,
-                                fine_dt=setting.fine, method="dop853", random_state=0, n_jobs=n_jobs)
+    X_train = make_trajectories(system, setting.n_train, t_end=setting.train_steps * setting.dt,
+                                dt=setting.dt, fine_dt=setting.fine, method="dop853", random_state=0,
+                                n_jobs=n_jobs)
     X_test = make_trajectories(system, setting.n_test, t_end=setting.steps * spacing, dt=spacing,
                                fine_dt=setting.fine, method="dop853", random_state=1, n_jobs=n_jobs)
     log = [f"data (DOP853, fine step {setting.fine:g}): {time.perf_counter() - start:.1f} s"]
@@ -231,9 +236,9 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
     say(log[-1])
     network = "".join(f", {key}={value!r}" for key, value in setting.params.items())
     settings = (f"hybrid: AttNS + {setting.integrator}, dt {setting.dt:g}, depth {setting.depth}, widths "
-                f"{list(setting.widths)}{network}, float32 network; {setting.n_train} training trajectories of "
-                f"{setting.train_steps} steps; test: {setting.n_test} trajectories of {setting.steps} outputs "
-                f"{spacing:g} apart; base: {setting.why}")
+                f"{list(setting.widths)}{network}, float32 network; {setting.n_train} training trajectories "
+                f"of {setting.train_steps} steps; test: {setting.n_test} trajectories of {setting.steps} "
+                f"outputs {spacing:g} apart; base: {setting.why}")
     return result, settings, "\n".join(log)
 
 
