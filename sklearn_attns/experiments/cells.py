@@ -31,7 +31,7 @@ class Scale:
         Benchmark name (``"spring_mass"``, ``"elastic_pendulum"``, ``"klink_pendulum"``)
         to the ``scale`` given to its loader: a fraction of Table 3's sizes, or "paper";
         for the PDE systems (``"burgers"``, ``"fhn"``, ``"grayscott"``), a fraction of the sizes of
-        :data:`PDE_SETTINGS`.
+        ``PDE_SETTINGS``.
     max_epochs : int
         Training epochs of every fit.
     batch_size : int
@@ -306,7 +306,7 @@ class Experiment:
         them the outputs add a figure of those trajectories and one of the test MSE
         over time.
     over_seeds : bool, default=False
-        The cells repeat over training seeds (:attr:`Cell.seed`): the Markdown table and
+        The cells repeat over training seeds (``Cell.seed``): the Markdown table and
         the figure show, per row, the mean and spread over the seeds and the ratio to the
         plain integrator's cell of the same system and data (the CSV keeps every cell).
     """
