@@ -451,14 +451,15 @@ PDE_SETTINGS = {
 PDE_FRACTIONS = (0.25, 0.5, 1.0)
 # The networks of the PDE experiment: the paper's global MLP (width 256) and the local
 # convolution (depth 4, width 32, kernel 5), trained alike (Adam lr 1e-2, batch 128), as in
-# benchmarks/bench_local_correction.py. (variant, correction, estimator parameters).
-_PDE_TRAINING = (("batch_size", 128), ("learning_rate", 1e-2))
-_CONV = (("module", "conv"), ("depth", 4), ("width", 32), ("kernel_size", 5))
+# benchmarks/bench_local_correction.py; the work-precision command uses the same local network.
+PDE_TRAINING = (("batch_size", 128), ("learning_rate", 1e-2))
+LOCAL_NETWORK = (("module", "conv"), ("depth", 4), ("width", 32), ("kernel_size", 5))
+# (variant, correction, estimator parameters)
 _PDE_METHODS = (
     ("global (MLP)", "attns", (("module", "mlp"), ("depth", 2), ("width", 256))),
-    ("local (conv), slope + state", "attns", _CONV + (("state_input", True),)),
-    ("local (conv)", "neurvec", _CONV),
-    ("local (conv)", "csm", _CONV),
+    ("local (conv), slope + state", "attns", LOCAL_NETWORK + (("state_input", True),)),
+    ("local (conv)", "neurvec", LOCAL_NETWORK),
+    ("local (conv)", "csm", LOCAL_NETWORK),
 )
 
 
@@ -467,7 +468,7 @@ def _pde_cells(scale):
     for system in PDE_SETTINGS:
         for fraction in PDE_FRACTIONS:
             cells.append(Cell(system, "none", "rk4", fraction))
-            cells += [Cell(system, correction, "rk4", fraction, params=params + _PDE_TRAINING,
+            cells += [Cell(system, correction, "rk4", fraction, params=params + PDE_TRAINING,
                            variant=variant, seed=seed)
                       for variant, correction, params in _PDE_METHODS for seed in scale.seeds]
     return cells

@@ -282,8 +282,13 @@ def _markdown(experiment, scale, records, elapsed, missing=()):
     for r in records:
         row = [str(r[c]) for c in columns] + [format_mse(r["mse"]), format_mse(r["paper_mse"])]
         row += [str(r[c]) or "—" for c in extras]
-        lines.append("| " + " | ".join(text.replace("|", "\\|") for text in row) + " |")
+        lines.append(_table_row(row))
     return _with_notes(lines, experiment, records, missing)
+
+
+def _table_row(cells):
+    """A Markdown table row; a ``|`` inside a cell is escaped."""
+    return "| " + " | ".join(text.replace("|", "\\|") for text in cells) + " |"
 
 
 def _with_notes(lines, experiment, records, missing):
@@ -329,13 +334,11 @@ def _over_seeds(records):
 
 
 def _format_ratio(value):
-    if not math.isfinite(value) or value == 0:
-        return "—" if not math.isfinite(value) else "0"
-    return f"{value:.3g}"
+    return f"{value:.3g}" if math.isfinite(value) else "—"
 
 
-def _seed_markdown(experiment, scale, records, elapsed, missing):
-    rows = _over_seeds(records)
+def _seed_markdown(experiment, scale, records, rows, elapsed, missing):
+    """The Markdown text of an experiment over seeds: ``rows`` are ``_over_seeds(records)``."""
     columns = list(experiment.columns)
     header = [_HEADERS[c] for c in columns] + ["n_train", "Seeds", "Test MSE, mean ± sd", "min – max",
                                                "× below plain (of the mean)", "min – max over seeds"]
@@ -356,7 +359,7 @@ def _seed_markdown(experiment, scale, records, elapsed, missing):
                         else f"{_format_ratio(r['ratio_min'])} – {_format_ratio(r['ratio_max'])}")
         row = [str(r[c]) for c in columns] + [str(r["n_train"]), str(r["seeds"]), mean, spread, ratio,
                                                ratio_spread]
-        lines.append("| " + " | ".join(text.replace("|", "\\|") for text in row) + " |")
+        lines.append(_table_row(row))
     return _with_notes(lines, experiment, records, missing)
 
 
@@ -410,8 +413,11 @@ def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True, missi
         writer.writerows(records)
 
     _write_atomic(paths["csv"], write_csv)
-    markdown = (_seed_markdown if experiment.over_seeds else _markdown)(experiment, scale, records, elapsed,
-                                                                         missing)
+    rows = _over_seeds(records) if experiment.over_seeds else records
+    if experiment.over_seeds:
+        markdown = _seed_markdown(experiment, scale, records, rows, elapsed, missing)
+    else:
+        markdown = _markdown(experiment, scale, records, elapsed, missing)
     _write_atomic(paths["markdown"], lambda handle: handle.write(markdown))
     if plot:
         from . import figures
@@ -422,8 +428,7 @@ def write_outputs(experiment, scale, records, out, elapsed=0.0, plot=True, missi
         paths["figure"] = out / f"{experiment.name}.png"
         if experiment.over_seeds:
             spec.update(low="mse_min", high="mse_max")
-        shown = _over_seeds(records) if experiment.over_seeds else records
-        draw(shown, paths["figure"], title=experiment.title, **spec)
+        draw(rows, paths["figure"], title=experiment.title, **spec)
         kept = [r for r in records if r.get("paths")]
         if kept:
             paths["error_figure"] = out / f"{experiment.name}_error.png"

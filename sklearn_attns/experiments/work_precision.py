@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import AttNSSolver, make_trajectories
-from ..systems import Burgers, ElasticPendulum, GravitationalNBody, GrayScott, KLinkPendulum, SpringMass
+from ..systems import ElasticPendulum, GravitationalNBody, KLinkPendulum, SpringMass
 from ..work_precision import WorkPrecision, work_precision
+from .cells import LOCAL_NETWORK, PDE_SETTINGS, PDE_TRAINING, SCALES
 
 __all__ = ["QUICK", "SETTINGS", "SystemSetting", "load_rows", "machine_line", "run_system",
            "run_work_precision", "summary_table"]
@@ -87,10 +88,21 @@ class SystemSetting:
         return self.dt if self.spacing is None else self.spacing
 
 
-# The local (convolutional) correction of the grid systems, trained as in
-# benchmarks/bench_local_correction.py: 30 epochs of batches of 128 at a learning rate of 1e-2.
-_LOCAL = {"module": "conv", "state_input": True, "kernel_size": 5, "max_epochs": 30, "learning_rate": 1e-2,
-          "batch_size": 128}
+def _grid_setting(name, why):
+    """A grid system of the PDE experiment: its step, horizon, fine step and training size
+    (``cells.PDE_SETTINGS``), its local network fed the slope and the state, trained as there
+    (``cells.LOCAL_NETWORK``, ``cells.PDE_TRAINING``, the epochs of its ``medium`` scale)."""
+    pde = PDE_SETTINGS[name]
+    network = dict(LOCAL_NETWORK)
+    steps = round(pde.t_end / pde.dt)
+    return SystemSetting(
+        lambda: copy.deepcopy(pde.system), "rk4", dt=pde.dt, fine=pde.fine_dt, steps=steps, train_steps=steps,
+        refinements=(1, 2, 4, 8), dop853=(1, 2), n_train=pde.n_train, n_test=256,
+        widths=(network.pop("width"),), depth=network.pop("depth"),
+        params={**network, "state_input": True, "max_epochs": SCALES["medium"].max_epochs,
+                **dict(PDE_TRAINING)},
+        why=why)
+
 
 # One line per system: change a setting here and every report follows.
 SETTINGS = {
@@ -114,19 +126,14 @@ SETTINGS = {
         backends=("torch-compile",),
         why="Euler: a costly rhs makes c_net/c_step small, so the speed-up is about k, and k is large only "
             "over a low-order base (Heun and RK4 measured: k 1.6 and 1.2)"),
-    "burgers": SystemSetting(
-        Burgers, "rk4", dt=0.05, fine=1e-3, steps=80, train_steps=80, refinements=(1, 2, 4, 8),
-        dop853=(1, 2), n_train=100, n_test=256, widths=(32,), depth=4,
-        params=_LOCAL,
+    "burgers": _grid_setting(
+        "burgers",
         why="RK4: 0.08x its base, at most 0.06x the best fixed-step curve with Euler (measured: k 30 over "
             "Euler but c_net/c_step 29, 0.78x Euler); the network costs some 27 RK4 stencil steps"),
     # Gray-Scott's RK4 error is the decay of its initial noise in the first steps (see the
     # local-correction benchmark); the stencil is cheap, as on Burgers.
-    "grayscott": SystemSetting(
-        GrayScott, "rk4", dt=0.5, fine=1e-2, steps=100, train_steps=100, refinements=(1, 2, 4, 8),
-        dop853=(1, 2), n_train=100, n_test=256, widths=(32,), depth=4,
-        params=_LOCAL,
-        why="RK4, as on Burgers (a cheap stencil: no base order pays for the network)"),
+    "grayscott": _grid_setting(
+        "grayscott", why="RK4, as on Burgers (a cheap stencil: no base order pays for the network)"),
 }
 
 # --quick: a smoke run of seconds per system (tiny data and networks, no compilation).
