@@ -34,8 +34,8 @@ _EXPERIMENT_HELP = {
     "table1": "depth h (2, 3, 4) and width d1 (512, 1024, 2048) with relative inference speed",
     "table2": "skip connection, S*dt input, LSTM and Transformer attention modules",
     "appendix-d1": "the 10% of test trajectories with the largest |u''|: RK4 vs NeurVec vs AttNS",
-    "pde": "Burgers and FitzHugh-Nagumo (not in the paper): plain RK4, global AttNS (MLP), local AttNS, "
-           "NeurVec, CSM (conv) x 25/50/100% data x seeds",
+    "pde": "Burgers, FitzHugh-Nagumo and Gray-Scott (not in the paper): plain RK4, global AttNS (MLP), "
+           "local AttNS, NeurVec, CSM (conv) x 25/50/100% data x seeds",
 }
 _PUBLIC_SCALES = ("quick", "medium", "paper")
 
