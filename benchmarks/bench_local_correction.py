@@ -37,21 +37,30 @@ import torch
 
 from sklearn_attns import make_trajectories
 from sklearn_attns.corrections import HybridStep, build_network, get_correction, with_state
+from sklearn_attns.experiments.cells import PDE_SETTINGS
 from sklearn_attns.grids import expand_fields, fit_field_scaling
 from sklearn_attns.integrators import get_integrator
 from sklearn_attns.metrics import trajectory_mse
-from sklearn_attns.systems import Burgers, FitzHughNagumo, GrayScott
+from sklearn_attns.systems import Burgers, FitzHughNagumo
 from sklearn_attns.training import EarlyStopping, TeacherForcedData, train_epochs
 from sklearn_attns.trajectories import check_trajectory_set
 
+
+def _setup(name, system=None, longer=None):
+    """A system of the PDE experiment (its step, horizon and fine step: ``PDE_SETTINGS``), or
+    ``system`` on the same setting, and the longer domain the 64-point networks roll out on."""
+    pde = PDE_SETTINGS[name]
+    return {"system": system or pde.system, "dt": pde.dt, "t_end": pde.t_end, "fine_dt": pde.fine_dt,
+            "longer": longer}
+
+
 SETUPS = {
     # The longer domain: the same spacing and the same wavenumbers (twice the modes on twice the length).
-    "burgers": {"system": Burgers(), "dt": 0.05, "t_end": 4.0,
-                "longer": Burgers(n_points=128, length=4 * np.pi, n_modes=6)},
-    "fhn": {"system": FitzHughNagumo(), "dt": 0.1, "t_end": 5.0, "longer": None},
+    "burgers": _setup("burgers", longer=Burgers(n_points=128, length=4 * np.pi, n_modes=6)),
+    "fhn": _setup("fhn"),
     # Initial fields with every wavenumber the 64-point grid resolves (the default has 16).
-    "fhn32": {"system": FitzHughNagumo(n_modes=32), "dt": 0.1, "t_end": 5.0, "longer": None},
-    "grayscott": {"system": GrayScott(), "dt": 0.5, "t_end": 50.0, "longer": None, "fine_dt": 1e-2},
+    "fhn32": _setup("fhn", system=FitzHughNagumo(n_modes=32)),
+    "grayscott": _setup("grayscott"),
 }
 
 
@@ -126,8 +135,7 @@ def run(name, args):
     setup = SETUPS[name]
     system, longer = setup["system"], setup["longer"]
     dt, t_end = args.dt or setup["dt"], args.t_end or setup["t_end"]
-    burn_in = setup.get("burn_in", 0.0) if args.burn_in is None else args.burn_in
-    fine_dt = setup.get("fine_dt", 1e-3)
+    burn_in, fine_dt = args.burn_in or 0.0, setup["fine_dt"]
     t_end = t_end / 2 if args.quick else t_end
     start = time.perf_counter()
     X = make_data(system, args.n_train, t_end, dt, args.seed, fine_dt, burn_in)
@@ -192,13 +200,15 @@ def report(name, rows, seeds, longer):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--systems", nargs="+", default=["burgers", "fhn", "fhn32", "grayscott"], choices=sorted(SETUPS))
+    parser.add_argument("--systems", nargs="+", default=["burgers", "fhn", "fhn32", "grayscott"],
+                        choices=sorted(SETUPS))
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 20 trajectories, half the horizon, 5 epochs")
     parser.add_argument("--dt", type=float, default=None, help="coarse step (default: the system's setup)")
-    parser.add_argument("--t-end", type=float, default=None, help="horizon after the burn-in (default: setup)")
+    parser.add_argument("--t-end", type=float, default=None,
+                        help="horizon after the burn-in (default: the system's setup)")
     parser.add_argument("--burn-in", type=float, default=None,
-                        help="time dropped from the start of every trajectory (default: the setup's)")
+                        help="time dropped from the start of every trajectory (default: none)")
     parser.add_argument("--n-train", type=int, default=100)
     parser.add_argument("--n-test", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=30)
