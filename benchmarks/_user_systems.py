@@ -1,4 +1,4 @@
-"""A user's own system for the benchmarks, in an importable module.
+"""Users' own systems for the benchmarks, in an importable module.
 
 Worker processes (``n_jobs=-1``) import it by name. A function defined in a script's
 ``__main__`` would reach them by value instead, and ``torch.compile`` cannot guard on
@@ -18,3 +18,11 @@ def lorenz96(u):
 def lorenz96_start(n, rng):
     """Initial states near the model's fixed point x_i = 8."""
     return 8.0 + rng.normal(scale=0.5, size=(n, 40))
+
+
+def forced_duffing(t, u, p):
+    """The forced Duffing oscillator ``x'' = -delta x' - x - x^3 + gamma cos(1.2 t)``, with
+    ``p = (delta, gamma)`` per trajectory."""
+    xp = namespace(u)
+    x, v = u[:, 0], u[:, 1]
+    return xp.stack([v, -p[:, 0] * v - x - x**3 + p[:, 1] * xp.cos(1.2 * t)], 1)

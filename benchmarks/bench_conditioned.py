@@ -28,15 +28,11 @@ import warnings
 
 import numpy as np
 import torch
+from _user_systems import forced_duffing
 
 from sklearn_attns import AttNSSolver, make_trajectories
+from sklearn_attns._array import namespace
 from sklearn_attns.systems import ODESystem, ParametricSpringMass
-
-
-def duffing(t, u, p):
-    xp = torch if isinstance(u, torch.Tensor) else np
-    x, v = u[:, 0], u[:, 1]
-    return xp.stack([v, -p[:, 0] * v - x - x**3 + p[:, 1] * xp.cos(1.2 * t)], 1)
 
 
 def duffing_initial_conditions(n, rng):
@@ -44,13 +40,13 @@ def duffing_initial_conditions(n, rng):
 
 
 def drive_phase(t):
-    xp = torch if isinstance(t, torch.Tensor) else np
+    xp = namespace(t)
     return xp.stack([xp.cos(1.2 * t), xp.sin(1.2 * t)], 1)
 
 
 def duffing_case(n, seed, time_features=drive_phase):
-    system = ODESystem(rhs=duffing, n_state=2, n_params=2, time_dependent=True, time_features=time_features,
-                       initial_conditions=duffing_initial_conditions)
+    system = ODESystem(rhs=forced_duffing, n_state=2, n_params=2, time_dependent=True,
+                       time_features=time_features, initial_conditions=duffing_initial_conditions)
     rng = np.random.RandomState(seed)
     params = rng.uniform([0.1, 0.2], [0.4, 0.6], size=(n, 2))
     t0 = rng.uniform(0, 10, size=n)
@@ -93,7 +89,8 @@ def main():
           f"load average {os.getloadavg()[0]:.1f}")
     print(f"command: python benchmarks/bench_conditioned.py {' '.join(sys.argv[1:])}")
     cases = {"duffing": ("forced Duffing, drive phase as time features", duffing_case),
-             "duffing-raw-time": ("forced Duffing, t as the time feature (the default)", duffing_raw_time_case),
+             "duffing-raw-time": ("forced Duffing, t as the time feature (the default)",
+                                  duffing_raw_time_case),
              "chain": ("parametric spring chain (10 masses)", chain_case)}
     for name, case in (cases[key] for key in args.cases):
         system, X, meta, steps = case(n_train, 2 * args.seed)

@@ -18,37 +18,30 @@ import warnings
 
 import numpy as np
 import torch
+from _user_systems import forced_duffing
 
 from sklearn_attns import AttNSSolver, make_trajectories
+from sklearn_attns._array import namespace
 from sklearn_attns.systems import ODESystem
 
 
-def _xp(u):
-    return torch if isinstance(u, torch.Tensor) else np
-
-
-def duffing(t, u, p):
-    xp = _xp(u)
-    return xp.stack([u[:, 1], -p[:, 0] * u[:, 1] - u[:, 0] - u[:, 0] ** 3 + p[:, 1] * xp.cos(1.2 * t)], 1)
-
-
 def van_der_pol(u):
-    return _xp(u).stack([u[:, 1], 1.0 * (1 - u[:, 0] ** 2) * u[:, 1] - u[:, 0]], 1)
+    return namespace(u).stack([u[:, 1], 1.0 * (1 - u[:, 0] ** 2) * u[:, 1] - u[:, 0]], 1)
 
 
 def lorenz(u):
     x, y, z = u[:, 0], u[:, 1], u[:, 2]
-    return _xp(u).stack([10 * (y - x), x * (28 - z) - y, x * y - 8 / 3 * z], 1)
+    return namespace(u).stack([10 * (y - x), x * (28 - z) - y, x * y - 8 / 3 * z], 1)
 
 
 def lotka_volterra(u):
     x, y = u[:, 0], u[:, 1]
-    return _xp(u).stack([1.5 * x - x * y, x * y - 3.0 * y], 1)
+    return namespace(u).stack([1.5 * x - x * y, x * y - 3.0 * y], 1)
 
 
 def fitzhugh_nagumo(u):
     v, w = u[:, 0], u[:, 1]
-    return _xp(u).stack([v - v**3 / 3 - w + 0.5, 0.08 * (v + 0.7 - 0.8 * w)], 1)
+    return namespace(u).stack([v - v**3 / 3 - w + 0.5, 0.08 * (v + 0.7 - 0.8 * w)], 1)
 
 
 def _uniform(low, high):
@@ -79,7 +72,7 @@ def _settled(draw, rhs, t, h=0.01):
 # (docs/benchmarks.md). FitzHugh-Nagumo's step 0.5 keeps RK4 stable on its fast
 # variable (1 - v^2 down to -5.25 in the box: dt 1.0 is past RK4's stability limit).
 SYSTEMS = {
-    "duffing": (ODESystem(rhs=duffing, n_state=2, n_params=2, time_dependent=True,
+    "duffing": (ODESystem(rhs=forced_duffing, n_state=2, n_params=2, time_dependent=True,
                           initial_conditions=_uniform([-1.5, -1.5], [1.5, 1.5])), 0.2, 0.1,
                 lambda n, rng: rng.uniform([0.1, 0.2], [0.4, 0.6], size=(n, 2))),
     "van_der_pol": (ODESystem(rhs=van_der_pol, n_state=2,
