@@ -36,7 +36,7 @@ import torch
 
 from .conditions import Conditions
 
-__all__ = ["TorchStepper", "accepts_tensors"]
+__all__ = ["CheckedCompiled", "TorchStepper", "accepts_tensors", "fresh_code", "fused_steps", "transposed_rhs"]
 
 # Most fine steps fused into one compiled call: compile time grows with it.
 _MAX_FUSED_STEPS = 4
@@ -158,7 +158,7 @@ class TorchStepper:
         key = (self.key, self.integrator, self.fine_dt, self.fuse, self.rows, str(self.device), self.compile)
         if key not in _COMPILED:
             eager = _fused_steps_function(self.system, self.integrator, self.fine_dt, self.fuse)
-            _COMPILED[key] = _CheckedCompiled(eager) if self.compile else eager
+            _COMPILED[key] = CheckedCompiled(eager) if self.compile else eager
         return _COMPILED[key]
 
     def __getstate__(self):
@@ -199,29 +199,37 @@ def _fused_steps_function(system, integrator, fine_dt, fuse):
 
                 v = integrator.step(transposed, v, fine_dt, at_nodes=True)
             else:
-                v = integrator.step(_transposed_rhs(system.rhs), v, fine_dt)
+                v = integrator.step(transposed_rhs(system.rhs), v, fine_dt)
         return v
 
-    # A code object of its own: torch.compile keeps its cache (and its recompilation
-    # limit) per code object, and each system gets its own compiled function.
-    code = advance.__code__.replace()
-    return types.FunctionType(code, advance.__globals__, advance.__name__, advance.__defaults__,
-                              advance.__closure__)
+    return fresh_code(advance)
 
 
-def _transposed_rhs(rhs):
+def fresh_code(function):
+    """``function`` with a code object of its own: torch.compile keeps its cache (and its
+    recompilation limit) per code object, so each system and shape gets its own compiled
+    function."""
+    return types.FunctionType(function.__code__.replace(), function.__globals__, function.__name__,
+                              function.__defaults__, function.__closure__)
+
+
+def transposed_rhs(rhs):
+    """``rhs`` (on ``(rows, n_state)`` states) as a function of transposed states."""
     def transposed(s):
         return rhs(s.t()).t().contiguous()
 
     return transposed
 
 
-class _CheckedCompiled:
-    """``torch.compile`` of an eager function, checked against it on the first call; the
-    eager function (with a warning) if compiling fails or the results disagree."""
+class CheckedCompiled:
+    """``torch.compile`` of an eager function (:func:`rewrite_for_columns`, then Inductor),
+    checked against it on the first call; the eager function (with a warning) if compiling
+    fails or the results disagree beyond ``rtol`` of the largest value. ``what`` names the
+    function in the warnings."""
 
-    def __init__(self, eager):
+    def __init__(self, eager, rtol=_COMPILED_RTOL, what="fine steps"):
         self.eager, self.function, self.checked = eager, None, False
+        self.rtol, self.what = rtol, what
 
     def __call__(self, *args):
         if self.checked:
@@ -236,18 +244,25 @@ class _CheckedCompiled:
                 got = self.function(*args)
         except Exception as exc:  # noqa: BLE001 - any failure of the compiler stack
             first_line = (str(exc).strip().splitlines() or [""])[0]
-            warnings.warn(f"torch.compile failed, so the fine steps run without it (slower): "
+            warnings.warn(f"torch.compile failed, so the {self.what} run without it (slower): "
                           f"{type(exc).__name__}: {first_line}", RuntimeWarning, stacklevel=2)
             self.function = self.eager
             return expected
-        scale = float(expected.abs().max()) if expected.numel() else 0.0
-        if not torch.allclose(got, expected, rtol=_COMPILED_RTOL, atol=_COMPILED_RTOL * max(scale, 1e-300),
-                              equal_nan=True):
-            warnings.warn("the compiled fine steps disagree with the eager ones (largest difference "
-                          f"{float((got - expected).abs().max()):.3g}), so they run without torch.compile.",
-                          RuntimeWarning, stacklevel=2)
+        pairs = list(zip(got, expected)) if isinstance(expected, tuple) else [(got, expected)]
+        worst = max(self._difference(*pair) for pair in pairs)
+        if worst > 0:
+            warnings.warn(f"the compiled {self.what} disagree with the eager ones (largest difference "
+                          f"{worst:.3g}), so they run without torch.compile.", RuntimeWarning, stacklevel=2)
             self.function = self.eager
         return expected
+
+    def _difference(self, got, expected):
+        """0 if ``got`` agrees with ``expected``, else their largest difference."""
+        got, expected = got.double(), expected.double()
+        scale = float(expected.abs().max()) if expected.numel() else 0.0
+        if torch.allclose(got, expected, rtol=self.rtol, atol=self.rtol * max(scale, 1e-300), equal_nan=True):
+            return 0.0
+        return float((got - expected).abs().nan_to_num(nan=float("inf")).max())
 
 
 # --- The graph rewrite -------------------------------------------------------------------------

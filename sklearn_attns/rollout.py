@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import torch
 
+from ._torch_stepping import fused_steps
 from .corrections import cpu_block_rows
 
 __all__ = ["RolloutWarning", "rollout"]
@@ -51,10 +52,10 @@ def rollout(model, u0, n_steps, *, save_every=1, final_only=False, batch_size, d
     n_saved = 1 if final_only else n_steps // save_every + 1
     paths = np.empty((len(u0), n_saved, u0.shape[1]))
     first_bad = np.full(len(u0), -1)
-    rollout_step = model.compiled_rollout_step or model.rollout_step
     on_cpu = device.type == "cpu"
     # Read at each call: the thread count may differ from that at fit (a worker process).
     block_rows = cpu_block_rows(model.network) if on_cpu else None
+    fuse = fused_steps(n_steps) if n_steps else 1
     with torch.no_grad():
         for start in range(0, len(u0), batch_size):
             stop = min(start + batch_size, len(u0))
@@ -63,20 +64,17 @@ def rollout(model, u0, n_steps, *, save_every=1, final_only=False, batch_size, d
             # On the CPU the batch goes into the output 8 states at a time; on a GPU it is
             # gathered there and copied back once.
             out = host if on_cpu else torch.empty(host.shape, dtype=u.dtype, device=u.device)
-            saved = StateRecorder(out, block=8 if on_cpu and not final_only else 1)
-            broken = torch.full((len(u),), -1, device=u.device)
-            if not final_only:
-                saved.append(u)
-            rows = slice(start, stop)
-            for n in range(1, n_steps + 1):
-                step_conditions = None if conditions is None else conditions.step(n - 1, rows)
-                u, finite = rollout_step(u, block_rows, step_conditions)
-                broken = torch.where((broken < 0) & ~finite, n, broken)
-                if not final_only and n % save_every == 0:
-                    saved.append(u)
-            if final_only:
-                saved.append(u)
-            saved.flush()
+            block = 8 if on_cpu and not final_only else 1
+
+            def recorder(first, last, out=out, block=block):
+                return StateRecorder(out[first:last], save_every, final_only, block)
+
+            rows = min(len(u), block_rows or len(u))
+            column_steps = None if conditions is not None else model.compiled_column_steps_for(fuse, rows)
+            if column_steps is None:
+                broken = _roll_rows(model, u, n_steps, recorder, block_rows, conditions, slice(start, stop))
+            else:
+                broken = _roll_columns(column_steps, fuse, rows, u, n_steps, recorder)
             if out is not host:
                 host.copy_(out)
             first_bad[start:stop] = broken.cpu().numpy()
@@ -84,22 +82,94 @@ def rollout(model, u0, n_steps, *, save_every=1, final_only=False, batch_size, d
     return paths[:, 0] if final_only else paths
 
 
-class StateRecorder:
-    """Appends states ``(n, n_state)`` to ``out[:, 0], out[:, 1], ...`` of an
-    ``(n, n_saved, n_state)`` output, ``block`` at a time.
+def _roll_rows(model, u, n_steps, recorder, block_rows, conditions, rows):
+    """Steps of a batch of states ``u`` (rows, n_state), one call per step; returns each
+    row's first non-finite step (-1: none)."""
+    rollout_step = model.compiled_rollout_step or model.rollout_step
+    broken = torch.full((len(u),), -1, device=u.device)
+    saved = recorder(0, len(u))
+    saved.start(u)
+    for n in range(1, n_steps + 1):
+        step_conditions = None if conditions is None else conditions.step(n - 1, rows)
+        u, finite = rollout_step(u, block_rows, step_conditions)
+        broken = torch.where((broken < 0) & ~finite, n, broken)
+        saved.add(n, u)
+    saved.finish(u)
+    return broken
 
-    Staged time-major and written as a block, each row's consecutive states land
+
+def _roll_columns(column_steps, fuse, rows, u, n_steps, recorder):
+    """The same with ``column_steps`` (see :meth:`HybridStep.compiled_column_steps_for`):
+    ``fuse`` steps of ``rows`` transposed states per call, the last block padded."""
+    broken = torch.full((len(u),), -1, device=u.device)
+    for b0 in range(0, len(u), rows):
+        block = u[b0 : b0 + rows]
+        size = len(block)
+        if size < rows:
+            block = torch.cat([block, block[-1:].expand(rows - size, -1)])
+        v = block.t().contiguous()
+        saved = recorder(b0, b0 + size)
+        saved.start(u[b0 : b0 + size])
+        bad = broken[b0 : b0 + size]
+        for n0 in range(0, n_steps, fuse):
+            states, finite_steps = column_steps(v)
+            states, v = states[:, :, :size], states[-1]
+            bad = torch.where((bad < 0) & (finite_steps[:size] < fuse), n0 + 1 + finite_steps[:size], bad)
+            saved.add_steps(n0, states.transpose(1, 2))
+        broken[b0 : b0 + size] = bad
+        saved.finish(v[:, :size].t())
+    return broken
+
+
+class StateRecorder:
+    """Keeps states ``(n, n_state)`` of a rollout in an ``(n, n_saved, n_state)`` output:
+    the initial one and every ``save_every``-th (:meth:`start`, :meth:`add`), or only the
+    last (``final_only``, :meth:`finish`).
+
+    Staged time-major and written ``block`` at a time, each row's consecutive states land
     together: in host memory, writing every state straight into ``out[:, j]`` touches one
     page per row per state, which costs several times the copy itself. ``block=1`` writes
     straight through.
     """
 
-    def __init__(self, out, block):
-        self.out, self.saved, self.count = out, 0, 0
+    def __init__(self, out, save_every=1, final_only=False, block=1):
+        self.out, self.save_every, self.final_only = out, save_every, final_only
+        self.saved, self.count = 0, 0
         block = min(block, out.shape[1])
         self.stage = out.new_empty((block, out.shape[0], out.shape[2])) if block > 1 else None
 
-    def append(self, u):
+    def start(self, u):
+        if not self.final_only:
+            self._append(u)
+
+    def add(self, n, u):
+        """``u`` is the state after step ``n``."""
+        if not self.final_only and n % self.save_every == 0:
+            self._append(u)
+
+    def add_steps(self, n0, states):
+        """``states[j]`` (n, n_state) is the state after step ``n0 + 1 + j``; the kept ones
+        are written in one copy."""
+        if self.final_only:
+            return
+        kept = states[(-n0 - 1) % self.save_every :: self.save_every]
+        if len(kept):
+            self._flush()
+            self.out[:, self.saved : self.saved + len(kept)] = kept.transpose(0, 1)
+            self.saved += len(kept)
+
+    def finish(self, u):
+        """``u`` is the last state."""
+        if self.final_only:
+            self._append(u)
+        self._flush()
+
+    def _flush(self):
+        if self.count:
+            self.out[:, self.saved : self.saved + self.count] = self.stage[: self.count].transpose(0, 1)
+            self.saved, self.count = self.saved + self.count, 0
+
+    def _append(self, u):
         if self.stage is None:
             self.out[:, self.saved] = u
             self.saved += 1
@@ -107,12 +177,7 @@ class StateRecorder:
         self.stage[self.count] = u
         self.count += 1
         if self.count == len(self.stage):
-            self.flush()
-
-    def flush(self):
-        if self.count:
-            self.out[:, self.saved : self.saved + self.count] = self.stage[: self.count].transpose(0, 1)
-            self.saved, self.count = self.saved + self.count, 0
+            self._flush()
 
 
 def warn_on_blow_up(first_bad):
