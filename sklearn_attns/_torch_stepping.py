@@ -36,7 +36,8 @@ import torch
 
 from .conditions import Conditions
 
-__all__ = ["CheckedCompiled", "TorchStepper", "accepts_tensors", "fresh_code", "fused_steps", "transposed_rhs"]
+__all__ = ["CheckedCompiled", "TorchStepper", "accepts_tensors", "fresh_code", "fused_steps",
+           "transposed_rhs"]
 
 # Most fine steps fused into one compiled call: compile time grows with it.
 _MAX_FUSED_STEPS = 4

@@ -46,7 +46,8 @@ def untrained(system, dt, integrator="rk4"):
                        random_state=0).fit(X)
 
 
-@pytest.mark.parametrize("system", [ElasticPendulum(), SpringMass(n_masses=3)], ids=["elastic", "linear-chain"])
+@pytest.mark.parametrize("system", [ElasticPendulum(), SpringMass(n_masses=3)],
+                         ids=["elastic", "linear-chain"])
 @pytest.mark.parametrize("n_steps, save_every", [(0, 1), (1, 1), (7, 1), (12, 1), (12, 3), (10, 4)])
 def test_compiled_prediction_of_an_untrained_network_is_the_plain_integrator(
         system, n_steps, save_every, stand_in_compiler, blocks_of_16):
@@ -69,7 +70,8 @@ def test_compiled_and_eager_predictions_of_a_trained_network_agree(make_system, 
     X = make_trajectories(system, 40, t_end=10 * dt, dt=dt, fine_dt=dt / 10, method="rk4", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        solver = AttNSSolver(system=system, dt=dt, width=16, max_epochs=20, device="cpu", random_state=0).fit(X)
+        solver = AttNSSolver(system=system, dt=dt, width=16, max_epochs=20, device="cpu",
+                             random_state=0).fit(X)
     eager = solver.predict(X[:37, 0], 10, save_every=2)
     plain = plain_rollout(system.rhs, "rk4", X[:37, 0], dt, 10)[:, ::2]
     assert np.abs(eager - plain).max() > 1e-6  # the network corrects the steps
@@ -119,7 +121,8 @@ def test_really_compiled_prediction_agrees_with_eager_prediction():
     X = make_trajectories(system, 40, t_end=1.0, dt=0.1, fine_dt=0.01, method="rk4", random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        solver = AttNSSolver(system=system, dt=0.1, width=16, max_epochs=20, device="cpu", random_state=0).fit(X)
+        solver = AttNSSolver(system=system, dt=0.1, width=16, max_epochs=20, device="cpu",
+                             random_state=0).fit(X)
     eager = solver.predict(X[:, 0], 8)
     solver.set_params(compile=True)
     with warnings.catch_warnings():

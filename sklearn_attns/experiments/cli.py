@@ -231,7 +231,7 @@ def _add_work_precision(commands):
                     "and scipy's adaptive DOP853 on the same test trajectories; writes "
                     "OUT/work_precision.md (both equal-accuracy speed-ups, k, c_net/c_step and "
                     "k/(1+c_net/c_step) per solver), and per system OUT/work_precision_SYSTEM.png and .json.",
-        epilog="systems:\n" + "\n".join(f"  {name:<8} {s.make()!r}: {s.why}"
+        epilog="systems:\n" + "\n".join(f"  {name:<12} {s.make()!r}: {s.why}"
                                          for name, s in wp.SETTINGS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--systems", nargs="+", choices=names, default=list(names), metavar="SYSTEM",
