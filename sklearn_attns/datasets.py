@@ -126,11 +126,12 @@ def make_trajectories(
         agree with the NumPy steps to rounding.
     compile : {"auto", True, False}, default="auto"
         Fuse the fine steps with ``torch.compile`` (the right-hand side must accept
-        torch tensors). Compiling takes 10-60 s the first time in a process (less when
-        Inductor's on-disk cache already holds the graph), so ``"auto"`` compiles only
-        when the job would keep the NumPy steps busy for over a minute (estimated from a
-        few timed steps). A compiled step is checked against the eager one once; if they
-        disagree or compiling fails, the eager steps run, with a warning.
+        torch tensors). Compiling takes 20-120 s the first time in a process (two
+        candidate fusions are compiled and the faster kept; less when Inductor's on-disk
+        cache already holds the graphs), so ``"auto"`` compiles only when the job would
+        keep the NumPy steps busy for over two minutes (estimated from a few timed steps).
+        A compiled step is checked against the eager one once; if they disagree or
+        compiling fails, the eager steps run, with a warning.
 
     Returns
     -------
@@ -436,8 +437,9 @@ class _Progress:
 # Seconds of work per block of output times, and between two progress lines.
 _BLOCK_SECONDS = 2.0
 _PROGRESS_SECONDS = 5.0
-# compile="auto" compiles when the NumPy steps would take longer than this (seconds).
-_COMPILE_PAYS_AFTER_S = 60.0
+# compile="auto" compiles when the NumPy steps would take longer than this (seconds): twice
+# the break-even point measured with one compiled candidate (benchmarks/bench_make_trajectories.py).
+_COMPILE_PAYS_AFTER_S = 120.0
 # Values per batch of the torch steps on the CPU: a state batch of 256 KiB, so that the
 # stage buffers of a compiled step stay in a core's L2 cache.
 _TORCH_BATCH_VALUES = 32_768

@@ -7,6 +7,7 @@ run (10-60 s per system), so the tests of the decisions around it replace it wit
 the end-to-end compiled runs are marked slow.
 """
 
+import time
 import tracemalloc
 import warnings
 
@@ -256,6 +257,41 @@ def test_compiled_steps_that_disagree_are_not_used(monkeypatch, fresh_cache):
     system = ElasticPendulum()
     with pytest.warns(RuntimeWarning, match="disagree"):
         X = make_trajectories(system, compile=True, **COMMON)
+    assert relative_difference(X, make_trajectories(system, compile=False, **COMMON)) < 1e-12
+
+
+def candidates_compile(slow, wrong=()):
+    """A stand-in for torch.compile whose i-th call returns candidate i, tagged with ``i``:
+    slowed down when ``i in slow``, off by 1e-8 when ``i in wrong``."""
+    made = []
+
+    def compile(function, **kwargs):
+        index = len(made)
+        made.append(index)
+
+        def compiled(*args):
+            if index in slow:
+                time.sleep(0.01)
+            out = function(*args)
+            return out * (1 + 1e-8) if index in wrong else out
+
+        compiled.index = index
+        return compiled
+
+    return compile
+
+
+@pytest.mark.parametrize("slow, wrong, kept", [((0,), (), 1), ((1,), (), 0), ((0,), (1,), 0)],
+                         ids=["first-slower", "second-slower", "faster-one-disagrees"])
+def test_the_fastest_agreeing_compiled_candidate_is_kept(slow, wrong, kept, monkeypatch, fresh_cache):
+    assert len(torch_stepping.INDUCTOR_VARIANTS) == 2
+    monkeypatch.setattr(torch, "compile", candidates_compile(slow, wrong))
+    system = ElasticPendulum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a candidate that agrees is no fallback
+        X = make_trajectories(system, compile=True, **COMMON)
+    (checked,) = torch_stepping._COMPILED.values()
+    assert checked.function.index == kept
     assert relative_difference(X, make_trajectories(system, compile=False, **COMMON)) < 1e-12
 
 
