@@ -610,24 +610,14 @@ class HybridStep(nn.Module):
             states = []
             for _ in range(steps):
                 slope = column_slope(v)
-                v = v + self.dt * slope + self._column_delta(v, slope)
+                delta = self.correction_delta(v.t(), slope.t(), None, self.network)
+                v = v + self.dt * slope + delta.t()
                 states.append(v)
             states = torch.stack(states)
             finite_steps = torch.isfinite(states).all(1).int().cumprod(0).sum(0)
             return states, finite_steps
 
         return advance
-
-    def _column_delta(self, v, slope):
-        """:meth:`correction_delta` of transposed states and slopes ``(n_state, rows)``,
-        transposed. The standardised input is made transposed too, so that Inductor writes
-        it in the layout of the states it is computed from (written row by row, fused with
-        the right-hand side, it made that kernel twice as slow); the network then reads it
-        as a transposed matrix, which the matrix product takes as it is."""
-        features = self.network_input(v.t(), slope.t()).t()
-        z = ((features - self.input_mean[:, None]) / self.input_scale[:, None]).to(self.network_dtype)
-        output = self.network(z.t()) * self.output_scale
-        return self.correction.delta(output.to(v.dtype), slope.t(), self.dt).t()
 
     def forward(self, u, conditions=None):
         # The compiled step fuses the base slope's arithmetic with the network.
