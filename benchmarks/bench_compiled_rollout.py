@@ -37,7 +37,8 @@ SYSTEMS = {
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
     parser.add_argument("--n-steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=10, help="interleaved timing rounds")
@@ -50,7 +51,8 @@ def main(argv=None):
         make, integrator, dt, rows, width = SYSTEMS[name]
         system = make()
         X = make_trajectories(system, 50, t_end=2 * dt, dt=dt, fine_dt=dt / 5, method="rk4", random_state=0)
-        u0 = make_trajectories(system, rows, t_end=dt, dt=dt, fine_dt=dt / 5, method="rk4", random_state=1)[:, 0]
+        u0 = make_trajectories(system, rows, t_end=dt, dt=dt, fine_dt=dt / 5, method="rk4",
+                               random_state=1)[:, 0]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             solver = AttNSSolver(system=system, dt=dt, integrator=integrator, width=width, max_epochs=2,
@@ -70,7 +72,8 @@ def main(argv=None):
         for fn in functions.values():  # compile outside the timing
             fn()
         best = fastest_per_round(functions, args.repeats)
-        print(f"\n{name}: {system!r}, {integrator} dt {dt:g}, width {width}, {rows} rows, {args.n_steps} steps")
+        print(f"\n{name}: {system!r}, {integrator} dt {dt:g}, width {width}, {rows} rows, "
+              f"{args.n_steps} steps")
         for label, seconds in best.items():
             print(f"  {label}: {seconds * 1e3:.2f} ms ({seconds * 1e3 / args.n_steps:.3f} ms/step)")
         columns, rows_path, plain = best.values()
