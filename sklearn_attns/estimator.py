@@ -207,8 +207,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         Prediction then compiles several whole steps (base step and network) into one
         call, on states held a component at a time across the rows as in the fused steps
         of :func:`~sklearn_attns.datasets.make_trajectories`, checked once against the
-        eager steps (2-5x faster than a compiled network alone on small systems; a
-        conditioned system or a NumPy-only right-hand side keeps one call per step).
+        eager steps (1.3-3.4x faster than one compiled call per step on the pendulums,
+        ``benchmarks/bench_compiled_rollout.py``; a conditioned system or a NumPy-only
+        right-hand side keeps one call per step).
     random_state : int, RandomState instance or None, default=None
         Seeds the data subset, the split, the initial weights and the shuffling; with an
         int, CPU fits are repeatable, also when run in threads side by side.
