@@ -289,7 +289,7 @@ class CheckedCompiled:
 # unrolled solves: 1.2x slower), so both are compiled and timed.
 INDUCTOR_VARIANTS = ({}, {"realize_reads_threshold": 1})
 # Timed calls per candidate when choosing the fastest.
-_TUNING_CALLS = 3
+_TUNING_CALLS = 7
 
 
 def _fastest(functions, args):
