@@ -28,13 +28,13 @@ Dtype and device policy: float64 on the chosen device; states return to the host
 float64 NumPy arrays.
 """
 
-import time
 import types
 import warnings
 
 import numpy as np
 import torch
 
+from ._timing import fastest_times
 from .conditions import Conditions
 
 __all__ = ["CheckedCompiled", "TorchStepper", "accepts_tensors", "fresh_code", "fused_steps",
@@ -295,14 +295,8 @@ _TUNING_CALLS = 7
 def _fastest(functions, args):
     if len(functions) == 1:
         return functions[0]
-    best = [float("inf")] * len(functions)
-    for _ in range(_TUNING_CALLS):  # interleaved, so that slow spells of the machine hit all alike
-        for i, function in enumerate(functions):
-            start = time.perf_counter()
-            out = function(*args)
-            _wait_for(out)
-            best[i] = min(best[i], time.perf_counter() - start)
-    return functions[best.index(min(best))]
+    times = fastest_times([lambda f=f: f(*args) for f in functions], _TUNING_CALLS, after_call=_wait_for)
+    return functions[times.index(min(times))]
 
 
 def _wait_for(out):

@@ -597,14 +597,12 @@ class HybridStep(nn.Module):
         return self.compiled_column_steps[key]
 
     def _column_steps(self, steps):
-        if self.slope_matrix_t is None:
-            rhs = transposed_rhs(self.rhs)
+        rhs = transposed_rhs(self.rhs)
 
-            def column_slope(v):
-                return self.integrator.increment(rhs, v, self.dt)
-        else:
-            def column_slope(v):
-                return self.slope_matrix_t.t().to(v.dtype) @ v
+        def column_slope(v):
+            if self.slope_matrix_t is not None:  # a linear system: the slope's one product
+                return self.slope(v.t()).t()
+            return self.integrator.increment(rhs, v, self.dt)
 
         def advance(v):
             states = []

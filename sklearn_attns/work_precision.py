@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._timing import fastest_times
 from ._validation import check_count, check_multiple, check_positive, check_trajectories
 from .datasets import TrajectoryBlowUpError, make_trajectories
 from .integrators import get_integrator
@@ -189,13 +190,7 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
             warnings.simplefilter("ignore", RuntimeWarning)
             row["error"] = trajectory_mse(reference, paths)
         rows.append(row)
-    best = [math.inf] * len(methods)
-    for round_ in range(repeats):
-        order = [(i + round_) % len(methods) for i in range(len(methods))]
-        for i in order:
-            start = time.perf_counter()
-            methods[i][1]()
-            best[i] = min(best[i], time.perf_counter() - start)
+    best = fastest_times([run for _, run in methods], repeats)
     for row, seconds in zip(rows, best):
         scale = n / row["n_timed"] if row["family"] == "reference" else 1.0
         row["seconds"] = seconds * scale
@@ -689,11 +684,7 @@ class PredictSeconds:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # blow-up warnings belong to the accuracy score
             estimator.predict(X[:, 0], n_steps=n_steps)
-            best = math.inf
-            for _ in range(self.repeats):
-                start = time.perf_counter()
-                estimator.predict(X[:, 0], n_steps=n_steps)
-                best = min(best, time.perf_counter() - start)
+            (best,) = fastest_times([lambda: estimator.predict(X[:, 0], n_steps=n_steps)], self.repeats)
         return -best
 
     def __repr__(self):

@@ -97,3 +97,9 @@ def subnormal_reads_as_zero():
     """Whether this thread's CPU treats subnormal floats as zero: an IEEE subnormal (1e-40,
     below float32's smallest normal 1.2e-38) doubles to 2e-40 unless it is flushed."""
     return bool(torch.tensor(1e-40, dtype=torch.float32) * 2 == 0)
+
+
+def identity_compile(function, **kwargs):
+    """A stand-in for ``torch.compile`` that returns the function unchanged: tests of the
+    decisions around compiling, without its tens of seconds."""
+    return function

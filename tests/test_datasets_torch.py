@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import identity_compile
 
 import sklearn_attns._torch_stepping as torch_stepping
 import sklearn_attns.datasets as datasets
@@ -214,10 +215,6 @@ def test_rewrite_leaves_other_joins_and_solves_alone():
 
 def _summary(capsys):
     return capsys.readouterr().out.splitlines()[-1]
-
-
-def identity_compile(function, **kwargs):
-    return function
 
 
 def test_small_jobs_keep_the_numpy_steps(capsys):

@@ -16,16 +16,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from helpers import plain_rollout
+from helpers import identity_compile, plain_rollout
 
 import sklearn_attns.rollout as rollout_module
 from sklearn_attns import AttNSSolver, make_trajectories
 from sklearn_attns.rollout import RolloutWarning
 from sklearn_attns.systems import ElasticPendulum, KLinkPendulum, ODESystem, SpringMass
-
-
-def identity_compile(function, **kwargs):
-    return function
 
 
 @pytest.fixture
