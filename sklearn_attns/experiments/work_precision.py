@@ -128,7 +128,7 @@ SETTINGS = {
     # side of 256 states: 50 ms) is 4-11x slower than the compiled one and is left out.
     "nbody": SystemSetting(
         lambda: GravitationalNBody(n_bodies=16), "euler", dt=0.25, fine=0.05, spacing=0.5, steps=10,
-        refinements=(1, 2, 4, 8, 16, 32, 64, 128), dop853=(1, 2), widths=(64, 128), n_train=1000, n_test=256,
+        refinements=(1, 2, 4, 8, 16, 32, 64, 128), dop853=(1, 2), widths=(32, 64), n_train=1000, n_test=256,
         backends=("torch-compile",),
         why="Euler: a costly rhs makes c_net/c_step small, so the speed-up is about k, and k is large only "
             "over a low-order base (Heun and RK4 measured: k 1.6 and 1.2)"),
