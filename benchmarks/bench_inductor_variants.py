@@ -34,7 +34,8 @@ SYSTEMS = {
     "klink": (lambda: KLinkPendulum(n_links=2), "rk4", 0.1, 1024, 64),
 }
 # Inductor's default, and buffers realised when read at least 1, 2 or 3 times.
-SETTINGS = {"default": {}, **{f"realize_reads_threshold={n}": {"realize_reads_threshold": n} for n in (1, 2, 3)}}
+SETTINGS = {"default": {},
+            **{f"realize_reads_threshold={n}": {"realize_reads_threshold": n} for n in (1, 2, 3)}}
 FUSED = 4
 
 
@@ -58,7 +59,8 @@ def main(argv=None):
             solver = AttNSSolver(system=system, dt=dt, integrator=integrator, width=width, max_epochs=1,
                                  device="cpu", random_state=0).fit(X)
         plain = _fused_steps_function(system, get_integrator(integrator), dt, FUSED)
-        steps = {"plain": (plain, (v, None, None, None, None)), "hybrid": (solver.model_._column_steps(FUSED), (v,))}
+        steps = {"plain": (plain, (v, None, None, None, None)),
+                 "hybrid": (solver.model_._column_steps(FUSED), (v,))}
         functions = {}
         with torch.no_grad():
             for label, patches in SETTINGS.items():
