@@ -14,17 +14,12 @@ epochs only.
 Run: python benchmarks/bench_compiled_rollout.py [--systems elastic klink nbody] [--repeats 10]
 """
 
-import argparse
-import os
-import platform
-import sys
-import warnings
 from unittest import mock
 
-import torch
+from _timing_setup import solver_to_time, start_on_one_thread, timing_parser
 from bench_inference import fastest_per_round
 
-from sklearn_attns import AttNSSolver, make_trajectories
+from sklearn_attns import make_trajectories
 from sklearn_attns.corrections import HybridStep
 from sklearn_attns.systems import ElasticPendulum, GravitationalNBody, KLinkPendulum
 
@@ -37,26 +32,16 @@ SYSTEMS = {
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
+    parser = timing_parser(__doc__, SYSTEMS, repeats=10)
     parser.add_argument("--n-steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=10, help="interleaved timing rounds")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}, torch {torch.__version__}, 1 torch thread")
+    start_on_one_thread()
     for name in args.systems:
         make, integrator, dt, rows, width = SYSTEMS[name]
         system = make()
-        X = make_trajectories(system, 50, t_end=2 * dt, dt=dt, fine_dt=dt / 5, method="rk4", random_state=0)
         u0 = make_trajectories(system, rows, t_end=dt, dt=dt, fine_dt=dt / 5, method="rk4",
                                random_state=1)[:, 0]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            solver = AttNSSolver(system=system, dt=dt, integrator=integrator, width=width, max_epochs=2,
-                                 device="cpu", compile=True, random_state=0).fit(X)
+        solver = solver_to_time(system, integrator, dt, width, epochs=2, compile=True)
 
         def one_call_per_step():
             with mock.patch.object(HybridStep, "compiled_column_steps_for", lambda *args: None):

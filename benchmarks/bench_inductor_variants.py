@@ -12,15 +12,9 @@ setting, and times all of them interleaved, best of ``--repeats`` rounds, per st
 Run: python benchmarks/bench_inductor_variants.py [--systems nbody elastic elastic_heun klink] [--repeats 20]
 """
 
-import argparse
-import os
-import platform
-import sys
-import warnings
-
 import torch
+from _timing_setup import solver_to_time, start_on_one_thread, timing_parser
 
-from sklearn_attns import AttNSSolver, make_trajectories
 from sklearn_attns._timing import fastest_times
 from sklearn_attns._torch_stepping import _column_major_inductor, _fused_steps_function, fresh_code
 from sklearn_attns.integrators import get_integrator
@@ -40,24 +34,14 @@ FUSED = 4
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
-    parser.add_argument("--repeats", type=int, default=20, help="interleaved timing rounds")
+    parser = timing_parser(__doc__, SYSTEMS, repeats=20)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-          f"{os.getloadavg()[0]:.1f}, torch {torch.__version__}, 1 torch thread")
+    start_on_one_thread()
     for name in args.systems:
         make, integrator, dt, rows, width = SYSTEMS[name]
         system = make()
-        X = make_trajectories(system, 50, t_end=2 * dt, dt=dt, fine_dt=dt / 5, method="rk4", random_state=0)
         v = torch.as_tensor(system.sample_initial_conditions(rows, random_state=1)).t().contiguous()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            solver = AttNSSolver(system=system, dt=dt, integrator=integrator, width=width, max_epochs=1,
-                                 device="cpu", random_state=0).fit(X)
+        solver = solver_to_time(system, integrator, dt, width, epochs=1)
         plain = _fused_steps_function(system, get_integrator(integrator), dt, FUSED)
         steps = {"plain": (plain, (v, None, None, None, None)),
                  "hybrid": (solver.model_._column_steps(FUSED), (v,))}
