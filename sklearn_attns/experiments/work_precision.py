@@ -113,7 +113,7 @@ SETTINGS = {
     # network's error reduction buys many Heun steps (dt 0.2 is past Heun's stability here).
     "elastic_heun": SystemSetting(
         ElasticPendulum, "heun", dt=0.1, fine=0.01, spacing=0.2, train_steps=40,
-        refinements=(1, 2, 4, 8, 16, 32, 64, 128, 256), widths=(64, 128),
+        refinements=(1, 2, 4, 8, 16, 32, 64, 128, 256), widths=(128, 256),
         why="Heun, the paper's improved Euler: k is large over a second-order base"),
     "klink": SystemSetting(
         lambda: KLinkPendulum(n_links=2), "rk4", dt=0.1, fine=0.005, spacing=0.2, steps=10,
