@@ -16,7 +16,7 @@ import torch
 from _timing_setup import solver_to_time, start_on_one_thread, timing_parser
 
 from sklearn_attns._timing import fastest_times
-from sklearn_attns._torch_stepping import _column_major_inductor, _fused_steps_function, fresh_code
+from sklearn_attns._torch_stepping import _fused_steps_function, compile_candidate
 from sklearn_attns.integrators import get_integrator
 from sklearn_attns.systems import ElasticPendulum, GravitationalNBody, KLinkPendulum
 
@@ -49,8 +49,7 @@ def main(argv=None):
         with torch.no_grad():
             for label, patches in SETTINGS.items():
                 for kind, (eager, arguments) in steps.items():
-                    compiled = torch.compile(fresh_code(eager), backend=_column_major_inductor(patches),
-                                             dynamic=False)
+                    compiled = compile_candidate(eager, patches)
                     compiled(*arguments)  # compiles outside the timing
                     functions[kind, label] = lambda f=compiled, a=arguments: f(*a)
             seconds = dict(zip(functions, fastest_times(list(functions.values()), args.repeats)))

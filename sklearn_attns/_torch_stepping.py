@@ -37,8 +37,8 @@ import torch
 from ._timing import fastest_times
 from .conditions import Conditions
 
-__all__ = ["CheckedCompiled", "TorchStepper", "accepts_tensors", "fresh_code", "fused_steps",
-           "transposed_rhs"]
+__all__ = ["CheckedCompiled", "TorchStepper", "accepts_tensors", "compile_candidate", "fresh_code",
+           "fused_steps", "transposed_rhs"]
 
 # Most fine steps fused into one compiled call: compile time grows with it.
 _MAX_FUSED_STEPS = 4
@@ -204,7 +204,7 @@ def _fused_steps_function(system, integrator, fine_dt, fuse):
                 v = integrator.step(transposed_rhs(system.rhs), v, fine_dt)
         return v
 
-    return fresh_code(advance)
+    return advance
 
 
 def fresh_code(function):
@@ -246,8 +246,7 @@ class CheckedCompiled:
         candidates, failure, worst = [], None, 0.0
         for patches in INDUCTOR_VARIANTS:
             try:
-                function = torch.compile(fresh_code(self.eager), backend=_column_major_inductor(patches),
-                                         dynamic=False)
+                function = compile_candidate(self.eager, patches)
                 with warnings.catch_warnings():
                     # torch's own modules, imported while compiling, warn about their deprecations
                     warnings.simplefilter("ignore", DeprecationWarning)
@@ -311,6 +310,12 @@ def _wait_for(out):
 
 _JOINS = tuple(function for function in (torch.stack, torch.cat, getattr(torch, "concat", None),
                                          getattr(torch, "concatenate", None)) if function is not None)
+
+
+def compile_candidate(eager, config_patches):
+    """``torch.compile`` of ``eager`` (on a code object of its own) through
+    :func:`rewrite_for_columns` and Inductor with ``config_patches``, for static shapes."""
+    return torch.compile(fresh_code(eager), backend=_column_major_inductor(config_patches), dynamic=False)
 
 
 def _column_major_inductor(config_patches):

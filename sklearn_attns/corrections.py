@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._torch_stepping import CheckedCompiled, fresh_code, transposed_rhs
+from ._torch_stepping import CheckedCompiled, transposed_rhs
 from .rhs_adapter import NumpyRHS
 
 __all__ = ["CORRECTIONS", "ACTIVATIONS", "MODULES", "get_correction", "with_state", "build_network",
@@ -592,8 +592,8 @@ class HybridStep(nn.Module):
         if key not in self.compiled_column_steps:
             # The network's own rounding differs between its compiled and eager runs.
             rtol = max(1e-10, 1e3 * torch.finfo(self.network_dtype).eps)
-            self.compiled_column_steps[key] = CheckedCompiled(
-                fresh_code(self._column_steps(steps)), rtol=rtol, what="prediction steps")
+            self.compiled_column_steps[key] = CheckedCompiled(self._column_steps(steps), rtol=rtol,
+                                                              what="prediction steps")
         return self.compiled_column_steps[key]
 
     def _column_steps(self, steps):
