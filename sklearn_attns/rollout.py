@@ -100,8 +100,12 @@ def _roll_rows(model, u, n_steps, recorder, block_rows, conditions, rows):
 
 def _roll_columns(column_steps, fuse, rows, u, n_steps, recorder):
     """The same with ``column_steps`` (see :meth:`HybridStep.compiled_column_steps_for`):
-    ``fuse`` steps of ``rows`` transposed states per call, the last block padded."""
+    ``fuse`` steps of ``rows`` transposed states per call, the last block padded.
+
+    The calls are short (a fraction of a millisecond), so each does no more than keep its
+    count of finite steps; the first non-finite step is found once, after the block."""
     broken = torch.full((len(u),), -1, device=u.device)
+    n_calls = -(-n_steps // fuse)
     for b0 in range(0, len(u), rows):
         block = u[b0 : b0 + rows]
         size = len(block)
@@ -110,15 +114,34 @@ def _roll_columns(column_steps, fuse, rows, u, n_steps, recorder):
         v = block.t().contiguous()
         saved = recorder(b0, b0 + size)
         saved.start(u[b0 : b0 + size])
-        bad = broken[b0 : b0 + size]
-        for n0 in range(0, n_steps, fuse):
-            states, finite_steps = column_steps(v)
-            states, v = states[:, :, :size], states[-1]
-            bad = torch.where((bad < 0) & (finite_steps[:size] < fuse), n0 + 1 + finite_steps[:size], bad)
-            saved.add_steps(n0, states.transpose(1, 2))
-        broken[b0 : b0 + size] = bad
+        finite_steps = torch.empty((n_calls, rows), dtype=torch.int64, device=u.device)
+        for call, n0 in enumerate(range(0, n_steps, fuse)):
+            states, finite_steps[call] = column_steps(v)
+            v = states[-1]
+            saved.add_steps(n0, states[:, :, :size].transpose(1, 2))
+        broken[b0 : b0 + size] = first_non_finite_step(finite_steps[:, :size], fuse)
         saved.finish(v[:, :size].t())
     return broken
+
+
+def first_non_finite_step(finite_steps, fuse):
+    """Each row's first non-finite step (-1: none), from ``finite_steps`` (n_calls, n): the
+    count of finite states in each call of ``fuse`` steps, in a row's order (a row that
+    became non-finite stays so).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_attns.rollout import first_non_finite_step
+    >>> first_non_finite_step(torch.tensor([[4, 4, 4], [4, 1, 0], [4, 0, 0]]), fuse=4)
+    tensor([-1,  6,  5])
+    """
+    short = finite_steps < fuse
+    if not len(short):  # no step taken
+        return torch.full(short.shape[1:], -1, device=short.device)
+    first_call = short.int().argmax(0)
+    finite_then = finite_steps.gather(0, first_call[None])[0]
+    return torch.where(short.any(0), first_call * fuse + 1 + finite_then, -1)
 
 
 class StateRecorder:

@@ -128,3 +128,16 @@ def test_really_compiled_prediction_agrees_with_eager_prediction():
     (checked,) = solver.model_.compiled_column_steps.values()
     assert checked.function is not checked.eager
     np.testing.assert_allclose(compiled, eager, rtol=0, atol=1e-6 * np.abs(eager).max())
+
+
+@pytest.mark.parametrize("fuse", [1, 3, 4])
+def test_first_non_finite_step_is_found_from_the_counts_per_call(fuse):
+    n_calls = 5
+    n_steps = n_calls * fuse
+    # One row per possible first bad step (1 .. n_steps), and one that stays finite.
+    first_bad = np.array([*range(1, n_steps + 1), -1])
+    finite = np.array([[0 < bad <= step for step in range(1, n_steps + 1)] for bad in first_bad])
+    finite = ~finite  # finite[row, step - 1]: whether the state after that step is finite
+    per_call = finite.reshape(len(first_bad), n_calls, fuse).cumprod(2).sum(2).T
+    found = rollout_module.first_non_finite_step(torch.as_tensor(per_call), fuse)
+    np.testing.assert_array_equal(found.numpy(), first_bad)
