@@ -174,7 +174,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     max_epochs : int or "auto", default="auto"
         Passes over the training samples. "auto" sets a budget of about 10,000 optimiser
         steps (between 30 and 300 epochs), so that small data sets train as long as
-        large ones.
+        large ones. Errors far below the base method's (1e-8 and less on the pendulums)
+        need about three times that, with ``n_iter_no_change`` at least ``max_epochs``
+        (user guide, "Training settings").
     batch_size : int or "auto", default="auto"
         Samples per gradient step; also trajectories per batch in ``predict``. "auto" is
         a 64th of the training samples (between 128 and 4096), and rollouts of 4096
@@ -188,7 +190,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     validation_fraction : float in (0, 1), default=0.1
         Share of trajectories held out when ``early_stopping``.
     n_iter_no_change : int, default=10
-        Patience, in epochs.
+        Patience, in epochs. Set it to ``max_epochs`` or more to run every epoch of a long
+        schedule: early on, while the learning rate is high, the training loss can miss a
+        new best for 10 epochs by chance.
     tol : float, default=0.0
         Least improvement of the score (negative loss or validation score) that counts.
     warm_start : bool, default=False
