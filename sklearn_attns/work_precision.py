@@ -22,7 +22,6 @@ process.
 """
 
 import math
-import numbers
 import time
 import warnings
 from dataclasses import dataclass
@@ -561,7 +560,7 @@ class WorkPrecision:
                          f"k / (1 + c_net/c_step) = {model['bound']:.3g}")
         return "\n".join(lines)
 
-    def plot(self, ax=None):
+    def plot(self, ax=None, max_error=None):
         """Error (y) against seconds (x), log-log: a curve per classical method and for
         the adaptive reference, a marker per hybrid solver.
 
@@ -570,11 +569,16 @@ class WorkPrecision:
         ax : matplotlib Axes, default=None
             Where to draw; None makes a new figure (``matplotlib.figure.Figure``, no
             interactive backend).
+        max_error : float, default=None
+            Top of the error axis: errors above it (a method that lost the solution, such
+            as a step past its stability limit) are drawn at it, as upward triangles, so
+            that they do not squeeze the other points. None: every error where it is.
 
         Returns
         -------
         ax : matplotlib Axes
         """
+        top = math.inf if max_error is None else check_positive(max_error, "max_error")
         if ax is None:
             try:
                 from matplotlib.figure import Figure
@@ -582,24 +586,30 @@ class WorkPrecision:
                 raise ImportError("WorkPrecision.plot needs matplotlib, the optional 'plot' dependency: "
                                   "pip install 'sklearn-attns[plot]' (or pip install matplotlib)") from exc
             ax = Figure(figsize=(6.4, 4.6)).add_subplot()
-        curves = dict(self.curves())
-        reference = sorted((r for r in self.rows if r["family"] == "reference"), key=lambda r: r["seconds"])
-        for i, (name, rows) in enumerate(sorted(curves.items())):
+
+        def draw(rows, style, label, **kwargs):
             rows = [r for r in rows if _positive(r["error"])]
-            ax.plot([r["seconds"] for r in rows], [r["error"] for r in rows], "o-", color=f"C{i}", label=name)
-        rows = [r for r in reference if _positive(r["error"])]
-        if rows:
-            ax.plot([r["seconds"] for r in rows], [r["error"] for r in rows], "s--", color="0.5",
-                    label=f"{rows[0]['method']} (adaptive)")
+            seconds, errors = [r["seconds"] for r in rows], [min(r["error"], top) for r in rows]
+            line, = ax.plot(seconds, errors, style, label=label, **kwargs)
+            over = [(t, e) for t, e, r in zip(seconds, errors, rows) if r["error"] > top]
+            if over:
+                ax.plot(*zip(*over), "^", color=line.get_color(), markersize=9, markeredgecolor="k")
+
+        curves = dict(self.curves())
+        for i, (name, rows) in enumerate(sorted(curves.items())):
+            draw(rows, "o-", name, color=f"C{i}")
+        reference = sorted((r for r in self.rows if r["family"] == "reference"), key=lambda r: r["seconds"])
+        if any(_positive(r["error"]) for r in reference):
+            draw(reference, "s--", f"{reference[0]['method']} (adaptive)", color="0.5")
         markers = "*DP^vX"
         hybrids = [r for r in self.rows if r["family"] == "hybrid" and _positive(r["error"])]
         for i, row in enumerate(hybrids):
-            ax.plot([row["seconds"]], [row["error"]], markers[i % len(markers)], markersize=11,
-                    color=f"C{(len(curves) + i) % 10}", markeredgecolor="k", label=row["method"])
+            draw([row], markers[i % len(markers)], row["method"], markersize=11,
+                 color=f"C{(len(curves) + i) % 10}", markeredgecolor="k")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("seconds")
-        ax.set_ylabel("trajectory MSE")
+        ax.set_ylabel("trajectory MSE" + (f" (above {top:g}: drawn at it, ^)" if math.isfinite(top) else ""))
         title = "work-precision" + (f": {self.system}" if self.system else "")
         if self.n_trajectories:
             title += f", {self.n_trajectories} trajectories"

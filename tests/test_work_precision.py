@@ -281,6 +281,18 @@ def test_table_summary_and_plot(pendulum):
     assert {"rk4", "h", "solve_ivp DOP853 (adaptive)"} <= {line.get_label() for line in ax.get_lines()}
 
 
+def test_plot_draws_errors_above_max_error_at_it(pendulum):
+    pytest.importorskip("matplotlib", reason="plotting is the optional 'plot' extra")
+    rows = power_law_rows() + [dict(method="rk4", family="classical", step=1.0, seconds=1e-4, error=1e30)]
+    result = WorkPrecision(rows)
+    lines = {line.get_label(): line for line in result.plot(max_error=1.0).get_lines()}
+    errors = lines["rk4"].get_ydata()
+    assert max(errors) == 1.0 and sorted(errors)[:-1] == sorted(r["error"] for r in power_law_rows())
+    assert 1e30 in result.plot().get_lines()[0].get_ydata()  # without max_error: where it is
+    with pytest.raises(ValueError, match="max_error"):
+        result.plot(max_error=0)
+
+
 # --- (d) cost-aware model selection in GridSearchCV ----------------------------------------------
 
 @pytest.fixture(scope="module")
