@@ -22,6 +22,7 @@ process.
 """
 
 import math
+import numbers
 import time
 import warnings
 from dataclasses import dataclass
