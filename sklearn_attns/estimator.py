@@ -215,7 +215,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         ``benchmarks/bench_compiled_rollout.py``; a conditioned system or a NumPy-only
         right-hand side keeps one call per step). Every speed-up over classical solvers
         at equal accuracy in the user guide's "Does it pay?" needs it: uncompiled, the
-        same hybrids ran 1.4-5.7 times slower there.
+        same hybrids ran 1.4-6.0 times slower there.
     random_state : int, RandomState instance or None, default=None
         Seeds the data subset, the split, the initial weights and the shuffling; with an
         int, CPU fits are repeatable, also when run in threads side by side.

@@ -1,8 +1,8 @@
 """Does the hybrid pay? Work-precision diagrams of the benchmark systems, trained and drawn.
 
 For each system of ``SETTINGS``: training and test trajectories (float64, fixed-step
-DOP853 at a fine step), an AttNS solver fitted at each width (float32 network, the
-estimator's default training budget), then :func:`sklearn_attns.work_precision.work_precision`
+DOP853 at a fine step), an AttNS solver fitted at each width (float32 network; the
+estimator's default training budget, or ``LONG_TRAINING`` where the setting says so), then :func:`sklearn_attns.work_precision.work_precision`
 on the test trajectories: each fitted solver eager and with ``compile=True``, the base
 integrator at finer steps and fixed-step DOP853 (each on the NumPy stepping path and
 compiled with torch), and scipy's adaptive DOP853 on 8 trajectories, all timed in one run,
