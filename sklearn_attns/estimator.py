@@ -522,6 +522,13 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             raise
         self._finish(step, stopper, fitted, validation is not None,
                      restore=validation is not None or diverged)
+        if stopped and not diverged and validation is None and fitted["n_iter_"] < max_epochs / 2:
+            warnings.warn(f"training stopped after {fitted['n_iter_']} of max_epochs={max_epochs} epochs: "
+                          f"the training loss missed a new best for n_iter_no_change={stopper.patience} "
+                          "epochs while the cosine schedule's learning rate was still above half its start, "
+                          "so its low-rate end, which brings the last digits, never ran; set "
+                          "n_iter_no_change to max_epochs to run the whole schedule.", ConvergenceWarning,
+                          stacklevel=2)
         if not stopped and _still_improving(fitted["loss_curve_"][-stopper.patience * 2:],
                                             stopper.patience):
             warnings.warn(f"max_epochs={max_epochs} reached while the training loss was still falling by "

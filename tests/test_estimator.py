@@ -125,6 +125,19 @@ def test_training_history_and_convergence_warning(chain):
     assert est.validation_scores_ is None
 
 
+def test_a_stop_early_in_the_schedule_warns(chain):
+    system, X, _ = chain
+    # Patience 1 at a high rate: some epoch fails to beat the best loss early on.
+    with pytest.warns(ConvergenceWarning, match="n_iter_no_change=1 epochs while the cosine"):
+        est = _fit(system, X, max_epochs=200, n_iter_no_change=1, learning_rate=3e-2)
+    assert est.n_iter_ < 100
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = _fit(system, X, max_epochs=20, n_iter_no_change=20, learning_rate=3e-2)
+    assert est.n_iter_ == 20
+    assert not [w for w in caught if "cosine" in str(w.message)]
+
+
 def test_early_stopping_restores_the_best_weights(chain):
     system, X, _ = chain
     est = _fit(system, X, early_stopping=True, validation_fraction=0.2, n_iter_no_change=2, max_epochs=15,
