@@ -136,8 +136,8 @@ def test_first_non_finite_step_is_found_from_the_counts_per_call(fuse):
     n_steps = n_calls * fuse
     # One row per possible first bad step (1 .. n_steps), and one that stays finite.
     first_bad = np.array([*range(1, n_steps + 1), -1])
-    finite = np.array([[0 < bad <= step for step in range(1, n_steps + 1)] for bad in first_bad])
-    finite = ~finite  # finite[row, step - 1]: whether the state after that step is finite
+    # finite[row, step - 1]: whether the state after that step is finite
+    finite = np.array([[not 0 < bad <= step for step in range(1, n_steps + 1)] for bad in first_bad])
     per_call = finite.reshape(len(first_bad), n_calls, fuse).cumprod(2).sum(2).T
     found = rollout_module.first_non_finite_step(torch.as_tensor(per_call), fuse)
     np.testing.assert_array_equal(found.numpy(), first_bad)
