@@ -446,7 +446,121 @@ class WorkPrecision:
         -------
         SpeedUp
         """
+        return self._speedup(self._hybrid(label), against)
+
+    def free_network_speedup(self, label, against="best"):
+        """The speed-up ``label`` would have at its error if its network cost nothing.
+
+        :meth:`speedup` with the hybrid's time replaced by that of its plain base steps:
+        the same number of steps of the same size on the same batch, on the fastest
+        classical path measured. A hybrid step costs at least its base step, so this is the
+        most any cheaper network of the same accuracy can reach; where it falls short of a
+        target, only a more accurate network (or a base that costs less per step) can.
+
+        Parameters
+        ----------
+        label : str
+            The hybrid solver.
+        against : str, default="best"
+            As in :meth:`speedup`.
+
+        Returns
+        -------
+        SpeedUp
+            Labelled ``"<label> (free network)"``; NaN with status "no curve" when the plain
+            base step was not measured at the hybrid's step.
+
+        Examples
+        --------
+        RK4 at the hybrid's step 0.1 takes 0.01 s; DOP853 reaches the hybrid's error 1e-10
+        in 0.03 s. However cheap its network, this hybrid is at most 3x faster than DOP853:
+
+        >>> from sklearn_attns.work_precision import WorkPrecision
+        >>> rows = [dict(method="rk4", family="classical", step=0.1, seconds=0.01, error=1e-4),
+        ...         dict(method="dop853", family="classical", step=0.1, seconds=0.03, error=1e-10),
+        ...         dict(method="AttNS", family="hybrid", step=0.1, base="rk4", seconds=0.05, error=1e-10)]
+        >>> result = WorkPrecision(rows)
+        >>> round(result.speedup("AttNS", "best").value, 6), round(result.free_network_speedup("AttNS").value, 6)
+        (0.6, 3.0)
+        """
         hybrid = self._hybrid(label)
+        free = dict(hybrid, method=f"{label} (free network)", seconds=self._plain_seconds(hybrid))
+        if math.isnan(free["seconds"]):
+            return SpeedUp(float("nan"), free["method"], against, "no curve", float("nan"), hybrid["error"],
+                           float("nan"), float("nan"),
+                           f"no plain {hybrid['base']} step of {hybrid['step']:.4g} was measured.")
+        return self._speedup(free, against)
+
+    def error_for_speedup(self, label, speedup):
+        """The error the hybrid ``label`` would need, with a network that cost nothing, to be
+        ``speedup`` times faster than the best classical fixed-step curve.
+
+        The time it would have is that of its plain base steps (see
+        :meth:`free_network_speedup`); the answer is the least error any classical curve
+        reaches in ``speedup`` times that time, interpolated on the curves' lower envelopes
+        in log-log, never extrapolated. Compare it with the errors a network reaches: a
+        real network costs more, so it needs an error lower still.
+
+        Parameters
+        ----------
+        label : str
+            The hybrid solver.
+        speedup : float
+            The speed-up asked for, positive.
+
+        Returns
+        -------
+        error : float
+            NaN when a curve reaching below its measured range or nothing measured in that
+            time leaves it unknown (see ``status``).
+        status : {"ok", "below range", "above range", "no curve"}
+            "below range": some curve's most accurate point takes less time, so the error
+            needed is below that point's (``bound``); "above range": no classical step
+            measured finishes in that time; "no curve": the plain base step was not measured.
+        bound : float
+            With "below range", an upper bound on the error needed; NaN otherwise.
+
+        Examples
+        --------
+        Plain RK4 at the hybrid's step 0.1 takes 0.01 s; DOP853 reaches 1e-10 in 0.03 s and
+        1e-14 in 0.06 s. Three times RK4's time, 0.03 s, is what DOP853 needs for 1e-10
+        (RK4 reaches only some 1e-7 in that time):
+
+        >>> from sklearn_attns.work_precision import WorkPrecision
+        >>> rows = [dict(method="rk4", family="classical", step=0.1, seconds=0.01, error=1e-4),
+        ...         dict(method="rk4", family="classical", step=0.05, seconds=0.02, error=1e-6),
+        ...         dict(method="rk4", family="classical", step=0.025, seconds=0.04, error=1e-8),
+        ...         dict(method="dop853", family="classical", step=0.1, seconds=0.03, error=1e-10),
+        ...         dict(method="dop853", family="classical", step=0.05, seconds=0.06, error=1e-14),
+        ...         dict(method="AttNS", family="hybrid", step=0.1, base="rk4", seconds=0.05, error=1e-9)]
+        >>> error, status, _ = WorkPrecision(rows).error_for_speedup("AttNS", 3.0)
+        >>> status, f"{error:.1e}"
+        ('ok', '1.0e-10')
+        """
+        speedup = check_positive(speedup, "speedup")
+        budget = speedup * self._plain_seconds(self._hybrid(label))
+        if math.isnan(budget):
+            return float("nan"), "no curve", float("nan")
+        found = [_error_at_cost([(r["error"], r["seconds"]) for r in curve], budget)
+                 for curve in self.curves().values()]
+        reached = [error for error, status, _ in found if status == "ok"]
+        below = [bound for _, status, bound in found if status == "below range"]
+        if below:  # that curve reaches an unknown error below its bound in the time
+            return float("nan"), "below range", min(below + reached)
+        if reached:
+            return min(reached), "ok", float("nan")
+        status = "above range" if any(status == "above range" for _, status, _ in found) else "no curve"
+        return float("nan"), status, float("nan")
+
+    def _plain_seconds(self, hybrid):
+        """The least time measured for the hybrid's base steps at its step (NaN: not measured)."""
+        curves = self.curves()
+        plain = [r["seconds"] for name in _base_curves(hybrid, curves) for r in curves.get(name, [])
+                 if math.isclose(r["step"], hybrid["step"], rel_tol=1e-9)]
+        return min(plain) if plain else float("nan")
+
+    def _speedup(self, hybrid, against):
+        label = hybrid["method"]
         curves = self.curves()
         if against == "base":
             names = _base_curves(hybrid, curves)
@@ -515,9 +629,7 @@ class WorkPrecision:
         curves = self.curves()
         names = _base_curves(hybrid, curves)
         curve = [row for name in names for row in curves.get(name, [])]
-        # The fastest classical path of the plain step, when several were measured.
-        plain = [r["seconds"] for r in curve if math.isclose(r["step"], hybrid["step"], rel_tol=1e-9)]
-        ratio = hybrid["seconds"] / min(plain) - 1 if plain else float("nan")
+        ratio = hybrid["seconds"] / self._plain_seconds(hybrid) - 1
         # Steps per unit time play the role of seconds: k is their ratio at equal error.
         steps = [(r["error"], 1.0 / r["step"]) for r in curve]
         steps_needed, status, _ = _cost_at_error(steps, hybrid["error"])
@@ -552,8 +664,10 @@ class WorkPrecision:
             base, best = self.speedup(label, "base"), self.speedup(label, "best")
             model = self.cost_model(label)
             lines.append(f"{label}: error {row['error']:.3e} in {row['seconds']:.4g} s")
+            free = self.free_network_speedup(label, "best")
             for name, s in ((f"vs {base.against} at finer steps", base),
-                            ("vs best classical fixed-step", best)):
+                            ("vs best classical fixed-step", best),
+                            ("vs best, were the network free", free)):
                 shown = f"{s.value:.3g}x (against {s.against})" if s.status == "ok" else (
                     f"n/a ({s.status}; bound {s.bound:.3g}x)")
                 lines.append(f"  speed-up {name}: {shown}")
@@ -645,14 +759,9 @@ def _cost_at_error(points, error):
     range" / "above range" and the cost of the nearest envelope point as a bound, or
     "no curve" when no point has a finite positive error.
     """
-    points = sorted((e, c) for e, c in points if _positive(e) and _positive(c))
+    points, envelope = _envelope(points)
     if not points:
         return float("nan"), "no curve", float("nan")
-    # Lower envelope: by increasing error, keep the points cheaper than every more accurate one.
-    envelope = []
-    for e, c in points:
-        if not envelope or c < envelope[-1][1]:
-            envelope.append((e, c))
     if error < envelope[0][0]:
         return float("nan"), "below range", envelope[0][1]
     if error > points[-1][0]:
@@ -662,6 +771,38 @@ def _cost_at_error(points, error):
     log_e = np.log([e for e, _ in envelope])
     log_c = np.log([c for _, c in envelope])
     return float(np.exp(np.interp(math.log(error), log_e, log_c))), "ok", float("nan")
+
+
+def _envelope(points):
+    """The valid ``(error, cost)`` points by increasing error, and their lower envelope: by
+    increasing error, the points cheaper than every more accurate one."""
+    points = sorted((e, c) for e, c in points if _positive(e) and _positive(c))
+    envelope = []
+    for e, c in points:
+        if not envelope or c < envelope[-1][1]:
+            envelope.append((e, c))
+    return points, envelope
+
+
+def _error_at_cost(points, cost):
+    """The inverse of :func:`_cost_at_error`: the error the envelope reaches at ``cost``.
+
+    Returns ``(error, status, bound)``: "ok" (interpolated in log-log), "below range" (the
+    envelope's most accurate point costs less: the error reached is below it, ``bound``
+    is its error, an upper bound), "above range" (every point costs more: nothing is
+    known) or "no curve".
+    """
+    points, envelope = _envelope(points)
+    if not points:
+        return float("nan"), "no curve", float("nan")
+    if cost > envelope[0][1]:
+        return float("nan"), "below range", envelope[0][0]
+    if cost < envelope[-1][1]:
+        return float("nan"), "above range", float("nan")
+    # Costs fall as errors grow along the envelope: interpolate on the reversed arrays.
+    log_e = np.log([e for e, _ in envelope])[::-1]
+    log_c = np.log([c for _, c in envelope])[::-1]
+    return float(np.exp(np.interp(math.log(cost), log_c, log_e))), "ok", float("nan")
 
 
 # --- Cost-aware model selection -----------------------------------------------------------------

@@ -149,6 +149,54 @@ def test_best_is_the_fastest_curve_and_base_is_the_hybrids_own():
     assert result.speedup("h", "dop853").value == pytest.approx(best.value)
 
 
+def test_a_free_network_leaves_the_time_of_the_plain_base_steps():
+    """rk4 at the hybrid's step 0.1 takes 0.01 s, dop853 (error = 1e-14 t^-4) reaches the
+    hybrid's 1e-8 in 1e-1.5 s: however cheap its network, the hybrid is at most 3.16x faster.
+    Against its own base, a free network's speed-up is k (here time is proportional to steps)."""
+    rows = (power_law_rows(C=1e-11, method="rk4") + power_law_rows(C=1e-14, method="dop853")
+            + [dict(method="h", family="hybrid", step=0.1, base="rk4", seconds=0.05, error=1e-8)])
+    result = WorkPrecision(rows)
+    free = result.free_network_speedup("h")
+    assert free.status == "ok" and free.against == "dop853" and "free network" in free.hybrid
+    assert free.value == pytest.approx(10**-1.5 / 0.01)
+    assert free.hybrid_seconds == pytest.approx(0.01)
+    assert result.free_network_speedup("h", "base").value == pytest.approx(result.cost_model("h")["k"])
+    assert "were the network free" in result.summary()
+    off_grid = WorkPrecision(power_law_rows() + [dict(method="h", family="hybrid", step=0.07, base="rk4",
+                                                      seconds=0.05, error=1e-8)])
+    missing = off_grid.free_network_speedup("h")
+    assert missing.status == "no curve" and np.isnan(missing.value) and "0.07" in missing.message
+
+
+@pytest.mark.parametrize("speedup", [1.5, 3.0, 30.0])
+def test_error_for_speedup_inverts_the_best_curve(speedup):
+    """dop853 on error = 1e-14 t^-4 beats rk4 (1e-11 t^-4) at every time: in s * 0.01 s
+    (plain rk4 at the hybrid's step 0.1), it reaches 1e-14 (s * 0.01)^-4."""
+    rows = (power_law_rows(C=1e-11, method="rk4") + power_law_rows(C=1e-14, method="dop853")
+            + [dict(method="h", family="hybrid", step=0.1, base="rk4", seconds=0.05, error=1e-8)])
+    error, status, bound = WorkPrecision(rows).error_for_speedup("h", speedup)
+    assert status == "ok" and np.isnan(bound)
+    assert error == pytest.approx(1e-14 * (speedup * 0.01) ** -4, rel=1e-9)
+    # And back: a free network at that error has exactly this speed-up.
+    at_that_error = WorkPrecision(rows[:-1] + [dict(rows[-1], error=error)])
+    assert at_that_error.free_network_speedup("h").value == pytest.approx(speedup, rel=1e-9)
+
+
+def test_error_for_speedup_is_never_extrapolated():
+    rows = power_law_rows(seconds=(0.01, 0.1, 1.0)) + [
+        dict(method="h", family="hybrid", step=0.1, base="rk4", seconds=0.05, error=1e-8)]
+    result = WorkPrecision(rows)
+    # 1000 x 0.01 s is past the most accurate point (1 s, error 1e-11): below it, how far unknown.
+    error, status, bound = result.error_for_speedup("h", 1000.0)
+    assert status == "below range" and np.isnan(error) and bound == pytest.approx(1e-11)
+    # Half the plain step's time: no classical step measured is that fast.
+    assert result.error_for_speedup("h", 0.5)[1] == "above range"
+    with pytest.raises(ValueError, match="speedup"):
+        result.error_for_speedup("h", 0.0)
+    off_grid = WorkPrecision(power_law_rows() + [dict(rows[-1], step=0.07)])
+    assert off_grid.error_for_speedup("h", 3.0)[1] == "no curve"
+
+
 def test_a_cheaper_and_more_accurate_curve_caps_the_best_speedup():
     """dop853's coarsest step (error 1e-12 in 0.02 s) beats the hybrid (1e-8 in 0.01 s) in
     accuracy and undercuts rk4's interpolated time: against the best, the speed-up is at
