@@ -160,7 +160,7 @@ def test_a_free_network_leaves_the_time_of_the_plain_base_steps():
     assert free.status == "ok" and free.against == "dop853" and "free network" in free.hybrid
     assert free.value == pytest.approx(10**-1.5 / 0.01)
     assert free.hybrid_seconds == pytest.approx(0.01)
-    assert result.free_network_speedup("h", "base").value == pytest.approx(result.cost_model("h")["k"])
+    assert result.free_network_speedup("h", "base").value == pytest.approx((1e-11 / 1e-8) ** 0.25 / 0.01)
     assert "were the network free" in result.summary()
     off_grid = WorkPrecision(power_law_rows() + [dict(method="h", family="hybrid", step=0.07, base="rk4",
                                                       seconds=0.05, error=1e-8)])
@@ -180,6 +180,30 @@ def test_error_for_speedup_inverts_the_best_curve(speedup):
     # And back: a free network at that error has exactly this speed-up.
     at_that_error = WorkPrecision(rows[:-1] + [dict(rows[-1], error=error)])
     assert at_that_error.free_network_speedup("h").value == pytest.approx(speedup, rel=1e-9)
+
+
+def test_a_hybrid_faster_than_its_plain_steps_keeps_its_own_time_when_free():
+    """A compiled hybrid (0.005 s) can beat the classical path's plain steps (0.01 s): free,
+    it is no slower than it is."""
+    rows = power_law_rows(C=1e-14, method="rk4") + [
+        dict(method="h", family="hybrid", step=0.1, base="rk4", seconds=0.005, error=1e-8)]
+    result = WorkPrecision(rows)
+    assert result.free_network_speedup("h").value == pytest.approx(result.speedup("h", "best").value)
+    assert result.free_network_speedup("h").value == pytest.approx(10**-1.5 / 0.005)
+
+
+def test_error_for_speedup_passes_over_a_curve_below_range_that_others_beat():
+    """Euler's most accurate point (2.5e-6 in 0.2 s) fits in 30 x 0.01 s but is far less
+    accurate than what dop853 reaches then (1e-14 0.3^-4): the answer is dop853's. Asked
+    for 2000x (20 s), both curves are past their most accurate points: below dop853's 1e-18."""
+    euler = [dict(method="euler", family="classical", step=0.1 / k, seconds=0.01 * k, error=1e-3 / k**2)
+             for k in (1, 10, 20)]
+    rows = euler + power_law_rows(C=1e-14, method="dop853", seconds=(0.01, 0.1, 1.0, 10.0)) + [
+        dict(method="h", family="hybrid", step=0.1, base="euler", seconds=0.05, error=1e-8)]
+    error, status, _ = WorkPrecision(rows).error_for_speedup("h", 30.0)
+    assert status == "ok" and error == pytest.approx(1e-14 * 0.3**-4, rel=1e-9)
+    error, status, bound = WorkPrecision(rows).error_for_speedup("h", 2000.0)
+    assert status == "below range" and bound == pytest.approx(1e-18)
 
 
 def test_error_for_speedup_is_never_extrapolated():

@@ -290,7 +290,7 @@ def summary_table(results):
     ...         for k in (1, 10, 1000)]
     >>> rows.append(dict(method="AttNS", family="hybrid", step=0.1, base="rk4", seconds=0.01, error=1e-10))
     >>> print(summary_table({"toy": WorkPrecision(rows)}).splitlines()[2])
-    | toy | AttNS | rk4, dt 0.1 | 1e-10 | 0.01 | 1e+04x (rk4) | 1e+04x (rk4) | 100x (rk4) | -0.99 | 100 | 1e+04 |
+    | toy | AttNS | rk4, dt 0.1 | 1e-10 | 0.01 | 1e+04x (rk4) | 1e+04x (rk4) | 1e+04x (rk4) | -0.99 | 100 | 1e+04 |
     """
     lines = [("| system | solver | base | test MSE | seconds | speed-up vs base at finer steps | "
               "vs best fixed-step | vs best, free network | c_net/c_step | k | k/(1+c_net/c_step) |"),
