@@ -481,7 +481,8 @@ class WorkPrecision:
         ...         dict(method="dop853", family="classical", step=0.1, seconds=0.03, error=1e-10),
         ...         dict(method="AttNS", family="hybrid", step=0.1, base="rk4", seconds=0.05, error=1e-10)]
         >>> result = WorkPrecision(rows)
-        >>> round(result.speedup("AttNS", "best").value, 6), round(result.free_network_speedup("AttNS").value, 6)
+        >>> best, free = result.speedup("AttNS", "best"), result.free_network_speedup("AttNS")
+        >>> round(best.value, 6), round(free.value, 6)
         (0.6, 3.0)
         """
         hybrid = self._hybrid(label)
@@ -615,6 +616,8 @@ class WorkPrecision:
         elif status == "above range":
             message = (f"{label}'s error {error:.3g} is above every error measured on {name}: its cheapest "
                        f"step is already more accurate; the speed-up is at most {bound / t:.3g}.")
+        elif math.isnan(error):
+            message = f"{label}'s error is NaN: nothing to compare."
         else:
             message = f"no finite classical error measured on {name!r}."
         value = seconds / t if status == "ok" else float("nan")

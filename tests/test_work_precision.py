@@ -129,6 +129,13 @@ def test_speedup_is_never_extrapolated(error, status):
     assert np.isnan(WorkPrecision(rows).cost_model("h")["k"])
 
 
+def test_a_nan_error_is_compared_with_nothing():
+    rows = power_law_rows() + [dict(method="h", family="hybrid", step=0.1, base="rk4", seconds=0.5,
+                                    error=float("nan"))]
+    for speedup in (WorkPrecision(rows).speedup("h"), WorkPrecision(rows).free_network_speedup("h")):
+        assert speedup.status == "no curve" and np.isnan(speedup.value) and "NaN" in speedup.message
+
+
 def test_dominated_points_do_not_bend_the_curve():
     """A point slower and less accurate than another (a noisy or unstable run) is off the
     lower envelope: adding it changes nothing."""
