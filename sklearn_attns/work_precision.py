@@ -689,7 +689,7 @@ class WorkPrecision:
                          f"k / (1 + c_net/c_step) = {model['bound']:.3g}")
         return "\n".join(lines)
 
-    def plot(self, ax=None, max_error=None):
+    def plot(self, ax=None, max_error=None, free_network=False):
         """Error (y) against seconds (x), log-log: a curve per classical method and for
         the adaptive reference, a marker per hybrid solver.
 
@@ -702,6 +702,11 @@ class WorkPrecision:
             Top of the error axis: errors above it (a method that lost the solution, such
             as a step past its stability limit) are drawn at it, as upward triangles, so
             that they do not squeeze the other points. None: every error where it is.
+        free_network : bool, default=False
+            Also draw each hybrid where it would be were its network free (hollow, at the
+            time of its plain base steps, see :meth:`free_network_speedup`), joined to it
+            by a dotted line: how far that point stays from the best curve is what no
+            cheaper network can close.
 
         Returns
         -------
@@ -732,9 +737,17 @@ class WorkPrecision:
             draw(reference, "s--", f"{reference[0]['method']} (adaptive)", color="0.5")
         markers = "*DP^vX"
         hybrids = [r for r in self.rows if r["family"] == "hybrid" and _positive(r["error"])]
+        free_label = "hollow: were the network free"
         for i, row in enumerate(hybrids):
-            draw([row], markers[i % len(markers)], row["method"], markersize=11,
-                 color=f"C{(len(curves) + i) % 10}", markeredgecolor="k")
+            color, marker = f"C{(len(curves) + i) % 10}", markers[i % len(markers)]
+            draw([row], marker, row["method"], markersize=11, color=color, markeredgecolor="k")
+            free = self._free_seconds(row) if free_network else math.nan
+            if _positive(free) and free < row["seconds"]:
+                error = min(row["error"], top)
+                ax.plot([free, row["seconds"]], [error, error], ":", color=color, linewidth=1)
+                ax.plot([free], [error], marker, markersize=11, markerfacecolor="none", markeredgecolor=color,
+                        label=free_label)
+                free_label = "_nolegend_"  # one legend entry says what the hollow markers are
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("seconds")

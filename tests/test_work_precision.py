@@ -372,6 +372,21 @@ def test_plot_draws_errors_above_max_error_at_it(pendulum):
         result.plot(max_error=0)
 
 
+def test_plot_draws_a_free_network_at_the_time_of_the_plain_steps():
+    """Plain rk4 at the hybrid's step 0.1 took 0.01 s (power_law_rows): there the hollow marker."""
+    pytest.importorskip("matplotlib", reason="plotting is the optional 'plot' extra")
+    hybrid = dict(method="h", family="hybrid", step=0.1, base="rk4", seconds=0.05, error=1e-7)
+    result = WorkPrecision(power_law_rows() + [hybrid])
+
+    def hollow(ax):
+        return [line for line in ax.get_lines() if line.get_markerfacecolor() == "none"]
+
+    (free,) = hollow(result.plot(free_network=True))
+    assert list(free.get_xdata()) == [0.01] and list(free.get_ydata()) == [1e-7]
+    assert "network free" in free.get_label()
+    assert not hollow(result.plot())
+
+
 # --- (d) cost-aware model selection in GridSearchCV ----------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -386,7 +386,7 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
         section = [f"## {name}: {setting.make()!r}", "", settings, "", timings, "", result.table(), "",
                    "```", result.summary(), "```", ""]
         try:
-            ax = result.plot(max_error=PLOT_MAX_ERROR)
+            ax = result.plot(max_error=PLOT_MAX_ERROR, free_network=True)
         except ImportError as exc:
             section.append(f"(no figure: {exc})")
         else:
