@@ -122,8 +122,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         ``n_state`` is then taken from the data).
     dt : float, default=0.2
         Coarse step of the solver; a multiple of the data's spacing ``data_dt``.
-    integrator : {"euler", "heun", "improved_euler", "rk3", "rk4"}, default="rk4"
-        Base method.
+    integrator : {"euler", "heun", "improved_euler", "rk3", "rk4", "dop853"}, default="rk4"
+        Base method (``"dop853"``: Dormand and Prince's 12-stage 8th-order method, with a
+        fixed step), or an :class:`~sklearn_attns.integrators.Integrator`.
     correction : {"attns", "attns-m", "neurvec", "csm", "fsnet", "none"}, default="attns"
         The learned correction; ``"none"`` is the plain integrator.
     data_fraction : float in (0, 1], default=1.0

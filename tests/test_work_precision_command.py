@@ -122,8 +122,8 @@ def test_out_that_is_a_file_exits_2(tmp_path, capsys):
 
 
 def test_settings_table_is_complete():
-    assert set(wp.SETTINGS) == {"elastic", "elastic_heun", "klink", "klink_heun", "klink_euler", "chain",
-                                "nbody", "burgers", "grayscott"}
+    assert set(wp.SETTINGS) == {"elastic", "elastic_heun", "elastic_dop853", "klink", "klink_heun",
+                                "klink_euler", "klink_dop853", "chain", "nbody", "burgers", "grayscott"}
     for name, setting in wp.SETTINGS.items():
         # The test outputs are whole hybrid steps apart and within the training horizon.
         ratio = setting.test_spacing / setting.dt

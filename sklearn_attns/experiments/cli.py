@@ -229,9 +229,9 @@ def _add_work_precision(commands):
         description="Train AttNS on each system (settings: sklearn_attns.experiments.work_precision."
                     "SETTINGS) and time it against its base integrator at finer steps, fixed-step DOP853 "
                     "and scipy's adaptive DOP853 on the same test trajectories; writes "
-                    "OUT/work_precision.md (both equal-accuracy speed-ups, k, c_net/c_step and "
-                    "k/(1+c_net/c_step) per solver), and per system OUT/work_precision_SYSTEM.png and .json.",
-        epilog="systems:\n" + "\n".join(f"  {name:<12} {s.make()!r}: {s.why}"
+                    "OUT/work_precision.md (both equal-accuracy speed-ups, the one against the best "
+                    "were the network free, k, c_net/c_step and k/(1+c_net/c_step) per solver), and per system OUT/work_precision_SYSTEM.png and .json.",
+        epilog="systems:\n" + "\n".join(f"  {name:<{max(map(len, names))}} {s.make()!r}: {s.why}"
                                          for name, s in wp.SETTINGS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--systems", nargs="+", choices=names, default=list(names), metavar="SYSTEM",
