@@ -230,7 +230,8 @@ def _add_work_precision(commands):
                     "SETTINGS) and time it against its base integrator at finer steps, fixed-step DOP853 "
                     "and scipy's adaptive DOP853 on the same test trajectories; writes "
                     "OUT/work_precision.md (both equal-accuracy speed-ups, the one against the best "
-                    "were the network free, k, c_net/c_step and k/(1+c_net/c_step) per solver), and per system OUT/work_precision_SYSTEM.png and .json.",
+                    "were the network free, k, c_net/c_step and k/(1+c_net/c_step) per solver), and per "
+                    "system OUT/work_precision_SYSTEM.png and .json.",
         epilog="systems:\n" + "\n".join(f"  {name:<{max(map(len, names))}} {s.make()!r}: {s.why}"
                                          for name, s in wp.SETTINGS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
