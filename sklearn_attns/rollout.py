@@ -137,7 +137,7 @@ def first_non_finite_step(finite_steps, fuse):
     tensor([-1,  6,  5])
     """
     short = finite_steps < fuse
-    if not len(short):  # no step taken
+    if not len(short) or not short.any():  # no step taken, or all finite: skip the column argmax
         return torch.full(short.shape[1:], -1, device=short.device)
     first_call = short.int().argmax(0)
     finite_then = finite_steps.gather(0, first_call[None])[0]
