@@ -141,3 +141,6 @@ def test_first_non_finite_step_is_found_from_the_counts_per_call(fuse):
     per_call = finite.reshape(len(first_bad), n_calls, fuse).cumprod(2).sum(2).T
     found = rollout_module.first_non_finite_step(torch.as_tensor(per_call), fuse)
     np.testing.assert_array_equal(found.numpy(), first_bad)
+    # Every row finite after every call (the shortcut without the column search): none found.
+    all_finite = rollout_module.first_non_finite_step(torch.full((n_calls, 3), fuse), fuse)
+    np.testing.assert_array_equal(all_finite.numpy(), [-1, -1, -1])
