@@ -526,9 +526,10 @@ def _system_key(system):
 
 
 def _raise_on_blow_up(X, dt):
-    if np.isfinite(X).all():  # one flat pass; the per-row reductions below cost ten times as much
+    finite = np.isfinite(X)
+    if finite.all():  # one flat pass; the per-row reductions below cost ten times as much
         return
-    finite = np.isfinite(X).all(axis=2)
+    finite = finite.all(axis=2)
     bad = np.flatnonzero(~finite.all(axis=1))
     if len(bad):
         first = np.argmin(finite[bad], axis=1)
