@@ -125,6 +125,11 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     integrator : {"euler", "heun", "improved_euler", "rk3", "rk4", "dop853"}, default="rk4"
         Base method (``"dop853"``: Dormand and Prince's 12-stage 8th-order method, with a
         fixed step), or an :class:`~sklearn_attns.integrators.Integrator`.
+    substeps : int, default=1
+        Base steps of ``dt / substeps`` per hybrid step: the network corrects their
+        composition once per ``dt`` (multiplies an ``Integrator``'s own ``substeps``). Over
+        a many-stage method this spreads the network's cost over more of the base's work;
+        see the user guide's "Does it pay?".
     correction : {"attns", "attns-m", "neurvec", "csm", "fsnet", "none"}, default="attns"
         The learned correction; ``"none"`` is the plain integrator.
     data_fraction : float in (0, 1], default=1.0
@@ -279,6 +284,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "dt": [Interval(numbers.Real, 0, None, closed="neither")],
         "integrator": [Options([*INTEGRATORS, *ALIASES], ignore_case=True),
                        InstanceOf(Integrator, "an Integrator")],
+        "substeps": [Interval(numbers.Integral, 1, None, closed="left")],
         "correction": [Options(CORRECTIONS, ignore_case=True)],
         "data_fraction": [Interval(numbers.Real, 0, 1, closed="right")],
         "data_dt": [NoneValue(), Interval(numbers.Real, 0, None, closed="neither")],
@@ -313,6 +319,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         system=None,
         dt=0.2,
         integrator="rk4",
+        substeps=1,
         correction="attns",
         data_fraction=1.0,
         data_dt=None,
@@ -344,6 +351,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         self.system = system
         self.dt = dt
         self.integrator = integrator
+        self.substeps = substeps
         self.correction = correction
         self.data_fraction = data_fraction
         self.data_dt = data_dt
@@ -382,15 +390,17 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         data_dt = self.dt if self.data_dt is None else self.data_dt
         stride = check_multiple(self.dt, data_dt, "dt", "data_dt")
         correction = _correction(self.correction, self.attention_input, self.state_input)
-        return _Config(system, float(self.dt), stride, get_integrator(self.integrator), correction)
+        integrator = get_integrator(self.integrator)
+        integrator = integrator.with_substeps(integrator.substeps * int(self.substeps))
+        return _Config(system, float(self.dt), stride, integrator, correction)
 
     def _model_params(self, config, n_conditioning=0):
         """The parameters that shape the step: the base method, the width of the
         conditioning, and the network's parameters that apply to this ``correction`` and
         ``module``."""
         correction = getattr(config.correction, "base", config.correction)  # without with_state
-        params = {"integrator": config.integrator.name, "dt": config.dt, "correction": correction.name,
-                  "n_conditioning": int(n_conditioning)}
+        params = {"integrator": config.integrator.name, "substeps": config.integrator.substeps,
+                  "dt": config.dt, "correction": correction.name, "n_conditioning": int(n_conditioning)}
         if not correction.uses_network:
             return params
         params.update(attention_input=self.attention_input, width=int(self.width),
@@ -410,10 +420,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         return params
 
     def _check_warm_start(self, model_params):
-        """A warm start may change the base step (``integrator``, ``dt``), not the network."""
+        """A warm start may change the base step (``integrator``, ``substeps``, ``dt``), not the network."""
         fitted = self.model_params_
         changed = sorted(name for name in set(fitted) | set(model_params)
-                         if name not in ("integrator", "dt") and fitted.get(name) != model_params.get(name))
+                         if name not in _BASE_STEP and fitted.get(name) != model_params.get(name))
         if changed:
             said = ", ".join(f"{name}={model_params.get(name)!r} (fitted: {fitted.get(name)!r})"
                              for name in changed)
@@ -738,8 +748,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         params = values["model_params_"]
         correction = _correction(params["correction"], params.get("attention_input", "S"),
                                  params.get("state_input", False))
-        config = _Config(as_system(self.system), params["dt"], values["stride_"],
-                         get_integrator(params["integrator"]), correction)
+        config = _Config(as_system(self.system), params["dt"], values["stride_"], integrator_of(params),
+                         correction)
         weights = {k[len("weight/"):]: torch.as_tensor(v) for k, v in arrays.items()
                    if k.startswith("weight/")}
         n_state = values["n_features_in_"]
@@ -783,6 +793,16 @@ def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return value.item() if isinstance(value, np.generic) else value
+
+
+# The model parameters of the base step, which a warm start may change.
+_BASE_STEP = ("integrator", "substeps", "dt")
+
+
+def integrator_of(model_params):
+    """The base :class:`~sklearn_attns.integrators.Integrator` that ``model_params_`` name
+    (files written before ``substeps`` existed have none: one substep)."""
+    return get_integrator(model_params["integrator"]).with_substeps(model_params.get("substeps", 1))
 
 
 _NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module", "kernel_size")

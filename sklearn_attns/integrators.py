@@ -7,12 +7,17 @@ code runs on batched NumPy arrays and on torch tensors of any dtype and device; 
 result has the dtype and device of ``u``. For a linear system ``du/dt = A u`` the same
 tableau gives the slope as one matrix, :meth:`Integrator.slope_matrix`.
 
+An integrator may take ``substeps`` steps of ``dt / substeps`` for each step of ``dt``
+(:meth:`Integrator.with_substeps`): the same order, its slope the mean of theirs. A hybrid
+solver over it calls its network once per ``substeps`` base steps.
+
 A tableau checks itself when it is made (see :class:`Integrator`): strictly lower
 triangular, one weight per stage, nodes equal to the row sums, and the order conditions
 of orders 1 and 2. Higher orders are established empirically (``tests/test_integrators.py``
 measures each method's convergence order against closed-form solutions).
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -40,13 +45,17 @@ class Integrator:
         Nodes, the stages' times within a step as fractions of it (:attr:`nodes`, used by
         time-dependent systems). Given, they are checked against the row sums of ``a``
         (and kept: a tableau's exact nodes); None sets them to those sums.
+    substeps : int, default=1
+        Steps of ``dt / substeps`` that make one step of ``dt``
+        (:meth:`with_substeps`).
 
     Raises
     ------
     ValueError
         If the tableau is not strictly lower triangular, has a weight count other than
         its stage count, non-finite coefficients, nodes that are not the row sums, or
-        fails the order conditions ``sum(b) == 1`` and (order >= 2) ``sum(b c) == 1/2``.
+        fails the order conditions ``sum(b) == 1`` and (order >= 2) ``sum(b c) == 1/2``,
+        or if ``substeps`` is not a positive int.
 
     Examples
     --------
@@ -58,6 +67,8 @@ class Integrator:
     >>> u = np.array([[1.0]])
     >>> float(rk4.step(lambda v: -v, u, 0.1)[0, 0])  # exp(-0.1) = 0.904837418...
     0.9048375
+    >>> round(float(rk4.with_substeps(2).step(lambda v: -v, u, 0.1)[0, 0]), 9)  # two steps of 0.05
+    0.904837423
     """
 
     name: str
@@ -65,12 +76,15 @@ class Integrator:
     b: tuple
     order: int
     c: tuple = None
+    substeps: int = 1
 
     def __post_init__(self):
         """Check the tableau (see Raises); a broken one would silently lose accuracy."""
         where = f"Integrator {self.name!r}"
         if isinstance(self.order, bool) or not isinstance(self.order, int) or self.order < 1:
             raise ValueError(f"{where}: order must be a positive int, got {self.order!r}.")
+        if isinstance(self.substeps, bool) or not isinstance(self.substeps, int) or self.substeps < 1:
+            raise ValueError(f"{where}: substeps must be a positive int, got {self.substeps!r}.")
         n_stages = len(self.a)
         if n_stages == 0:
             raise ValueError(f"{where}: a must hold at least one stage row, got none.")
@@ -106,15 +120,40 @@ class Integrator:
         """The stages' times within a step, as fractions of it: ``c_i = sum_j a_ij`` (the field ``c``)."""
         return self.c
 
+    def with_substeps(self, substeps):
+        """This method taking ``substeps`` steps of ``dt / substeps`` per step of ``dt``.
+
+        The order is the same and the error ``substeps**order`` times smaller, for as many
+        times the right-hand side's calls. Over a many-stage method (DOP853) a hybrid
+        solver spreads its network's cost over the substeps (see the user guide's "Does
+        it pay?").
+        """
+        return dataclasses.replace(self, substeps=substeps)
+
     def increment(self, rhs, u, dt, at_nodes=False):
         """Return the integration term ``S(f, u, dt)`` (Table 5 of the paper, over dt).
 
         With ``at_nodes=True`` the right-hand side is called as ``rhs(c_i, state)``, ``c_i``
         the stage's time within the step as a fraction of ``dt`` (see :attr:`nodes`), for
-        systems that depend on time or on an input signal.
+        systems that depend on time or on an input signal. With substeps, the mean of the
+        substeps' slopes, each taken from where the previous one ended.
         """
+        if self.substeps == 1:
+            return self._stage_slope(rhs, u, dt, at_nodes, self.c)
+        h = dt / self.substeps
+        slope = 0
+        for j in range(self.substeps):
+            nodes = tuple((j + node) / self.substeps for node in self.c)
+            s = self._stage_slope(rhs, u, h, at_nodes, nodes)
+            slope = slope + s
+            if j + 1 < self.substeps:
+                u = u + h * s
+        return slope * (1.0 / self.substeps)
+
+    def _stage_slope(self, rhs, u, dt, at_nodes, nodes):
+        """The tableau's slope over one step of ``dt``, stage times ``nodes`` (fractions)."""
         stages = []
-        for row, node in zip(self.a, self.nodes):
+        for row, node in zip(self.a, nodes):
             state = u
             for coefficient, k in zip(row, stages):
                 if coefficient:
@@ -149,17 +188,23 @@ class Integrator:
         """
         a = np.asarray(operator, dtype=np.float64)
         eye = np.eye(a.shape[0])
+        h = dt / self.substeps
         # Stage matrices K_i with k_i = u @ K_i.T, exactly as increment() builds the stages.
         stage_maps = []
         for row in self.a:
             state = eye.copy()
             for coefficient, k in zip(row, stage_maps):
-                state = state + (dt * coefficient) * k
+                state = state + (h * coefficient) * k
             stage_maps.append(a @ state)
-        slope = np.zeros_like(eye)
+        substep_slope = np.zeros_like(eye)
         for weight, k in zip(self.b, stage_maps):
-            slope = slope + weight * k
-        return slope
+            substep_slope = substep_slope + weight * k
+        # Substep j starts from (I + h M_1)^j u: the mean of M_1 (I + h M_1)^j.
+        slope, start = np.zeros_like(eye), eye
+        for _ in range(self.substeps):
+            slope = slope + substep_slope @ start
+            start = start + h * (substep_slope @ start)
+        return slope / self.substeps
 
     def stability_polynomial(self, z):
         """Evaluate ``R(Z)`` with ``step(lambda u: u @ A.T, u, dt) == u @ R(dt A).T``.

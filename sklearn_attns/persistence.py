@@ -20,15 +20,16 @@ import torch
 from . import systems as _systems
 from ._validation import check_count, check_positive, validate_params
 from .corrections import HybridStep, get_correction
-from .estimator import HybridSolverRegressor, _build_network, _Config, _network_input_size
+from .estimator import HybridSolverRegressor, _build_network, _Config, _network_input_size, integrator_of
 from .grids import GridLayout
-from .integrators import get_integrator
 
 __all__ = ["save_model", "load_model"]
 
 FORMAT = "sklearn-attns-model"
-# Version 2 stores the parameters that shaped the fitted model (``model_params_``).
-VERSION = 2
+# Version 2 stores the parameters that shaped the fitted model (``model_params_``); version 3
+# adds ``substeps`` (a version-2 file is read as one substep).
+VERSION = 3
+_READABLE_VERSIONS = (2, 3)
 _FITTED_LISTS = ("loss_curve_", "validation_scores_")
 _BUILTIN_SYSTEMS = ("SpringMass", "ParametricSpringMass", "ElasticPendulum", "KLinkPendulum", "Burgers",
                     "FitzHughNagumo", "GrayScott")
@@ -177,8 +178,10 @@ def _read_archive(path):
             if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
                 raise _FileError("is not an sklearn-attns model file.")
             version = metadata.get("version")
-            if version != VERSION:
-                raise _FileError(f"has format version {version}; this library reads {VERSION}.")
+            if version not in _READABLE_VERSIONS:
+                raise _FileError(f"has format version {version}; this library reads "
+                                 f"{list(_READABLE_VERSIONS)}.")
+            _upgrade(metadata)
             try:
                 expected = _expected_arrays(metadata, len(members))
             except Exception as exc:  # parameters that describe no model: TypeError, ValueError, torch's
@@ -193,6 +196,15 @@ def _read_archive(path):
     train_indices = arrays.pop("train_indices_.npy")
     weights = {name[len("weight/"):-len(".npy")]: array for name, array in arrays.items()}
     return metadata, weights, train_indices
+
+
+def _upgrade(metadata):
+    """Bring a version-2 file's metadata to the current version: it predates ``substeps``."""
+    if metadata["version"] == 2:
+        for params in (metadata.get("params"), (metadata.get("fitted") or {}).get("model_params_")):
+            if isinstance(params, dict):
+                params.setdefault("substeps", 1)
+        metadata["version"] = VERSION
 
 
 def _members(archive):
@@ -368,7 +380,7 @@ def _estimator_class(name):
 def _check_model_params(params, cls):
     """Check ``model_params_`` against what ``cls`` writes for them (the keys its correction
     and module use, each value allowed by its parameter constraints); return the correction."""
-    base = {"integrator", "dt", "correction", "n_conditioning", "n_fields", "boundary", "spacing"}
+    base = {"integrator", "substeps", "dt", "correction", "n_conditioning", "n_fields", "boundary", "spacing"}
     required = {"integrator", "dt", "correction", "n_conditioning"}
     if not isinstance(params, dict) or not required <= set(params):
         raise ValueError(f"model_params_ must be an object with the keys {sorted(required)}, got {params!r}.")
@@ -379,8 +391,7 @@ def _check_model_params(params, cls):
     if params.get("module") == "conv":
         check_count(params.get("n_fields"), "n_fields")
         layout = GridLayout(params["n_fields"], params["n_fields"], params.get("boundary"))
-    config = _Config(_systems.ODESystem(layout=layout), params["dt"], None,
-                     get_integrator(params["integrator"]), correction)
+    config = _Config(_systems.ODESystem(layout=layout), params["dt"], None, integrator_of(params), correction)
     network = {k: v for k, v in params.items() if k not in base}
     _check_keys(params, cls(**network)._model_params(config, params["n_conditioning"]), "model_params_")
     return correction

@@ -156,7 +156,8 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
     linear = linear_operator_of(system) is not None
     methods = []  # (row without timings, callable returning the paths)
     for label, (solver, m) in solvers.items():
-        row = dict(method=label, family="hybrid", step=dt / m, base=_integrator_name(solver))
+        row = dict(method=label, family="hybrid", step=dt / m, base=_integrator_name(solver),
+                   substeps=_substeps(solver))
         methods.append((row, lambda solver=solver, m=m: solver.predict(u0, n_steps=n_steps * m,
                                                                        save_every=m)))
     if linear and linear_shortcut:
@@ -242,6 +243,18 @@ def _integrator_name(solver):
     return None if integrator is None else get_integrator(integrator).name
 
 
+def _substeps(solver):
+    """Base steps per hybrid step: the estimator's ``substeps`` times its integrator's own."""
+    integrator = getattr(solver, "integrator", None)
+    own = 1 if integrator is None else get_integrator(integrator).substeps
+    return own * int(getattr(solver, "substeps", 1))
+
+
+def _base_step(hybrid):
+    """The step of the base integrator inside a hybrid row's step (its substeps')."""
+    return hybrid["step"] / hybrid.get("substeps", 1)
+
+
 def _common_base(solvers):
     names = {_integrator_name(solver) for solver, _ in solvers.values()} - {None}
     return names.pop() if len(names) == 1 else "rk4"
@@ -259,11 +272,11 @@ def _check_classical(classical, base, solvers, dt):
         if isinstance(refinements, numbers.Integral):
             refinements = (refinements,)
         checked[key] = sorted({check_count(r, f"classical[{name!r}]") for r in refinements})
-    # The plain step each hybrid corrects, for c_net / c_step.
+    # The plain steps each hybrid corrects, for c_net / c_step.
     for solver, m in solvers.values():
         name = _integrator_name(solver)
         if name is not None:
-            checked[name] = sorted({*checked.get(name, ()), m})
+            checked[name] = sorted({*checked.get(name, ()), m * _substeps(solver)})
     return checked
 
 
@@ -367,7 +380,8 @@ class WorkPrecision:
         One per method and step, with keys ``method``, ``family`` ("hybrid", "classical"
         or "reference"), ``step`` (NaN for the adaptive reference), ``seconds`` and
         ``error`` (trajectory MSE); hybrid rows also ``base``, the name of their base
-        integrator. Classical rows of the same ``method`` form one curve.
+        integrator, and optionally ``substeps``, its steps per hybrid step (default 1).
+        Classical rows of the same ``method`` form one curve.
     dt, n_trajectories, n_times, system, backend : optional
         What was measured, for the record.
 
@@ -490,7 +504,7 @@ class WorkPrecision:
         if math.isnan(free["seconds"]):
             return SpeedUp(float("nan"), free["method"], against, "no curve", float("nan"), hybrid["error"],
                            float("nan"), float("nan"),
-                           f"no plain {hybrid['base']} step of {hybrid['step']:.4g} was measured.")
+                           f"no plain {hybrid['base']} step of {_base_step(hybrid):.4g} was measured.")
         return self._speedup(free, against)
 
     def error_for_speedup(self, label, speedup):
@@ -559,10 +573,10 @@ class WorkPrecision:
         return float("nan"), status, float("nan")
 
     def _plain_seconds(self, hybrid):
-        """The least time measured for the hybrid's base steps at its step (NaN: not measured)."""
+        """The least time measured for the hybrid's plain base steps (NaN: not measured)."""
         curves = self.curves()
         plain = [r["seconds"] for name in _base_curves(hybrid, curves) for r in curves.get(name, [])
-                 if math.isclose(r["step"], hybrid["step"], rel_tol=1e-9) and _positive(r["seconds"])]
+                 if math.isclose(r["step"], _base_step(hybrid), rel_tol=1e-9) and _positive(r["seconds"])]
         return min(plain) if plain else float("nan")
 
     def _free_seconds(self, hybrid):
@@ -630,10 +644,11 @@ class WorkPrecision:
         -------
         dict
             ``c_net_over_c_step``: the hybrid's extra cost per step, ``t_hybrid / t_plain - 1``,
-            with ``t_plain`` the time of the same number of plain base steps on the same batch
+            with ``t_plain`` the time of the same plain base steps on the same batch
             (measured in the same rounds; negative where the hybrid's step, compiled, runs
-            faster than the classical path). ``k``: how many steps of the base integrator
-            one hybrid step replaces at equal error (the hybrid's step over the base step
+            faster than the classical path; with ``substeps``, all of a hybrid step's).
+            ``k``: how many steps of the base integrator one of the hybrid's base steps
+            replaces at equal error (its step, over ``substeps``, over the base step
             interpolated at its error, in log-log; NaN out of range). ``bound``:
             ``k / (1 + c_net_over_c_step)``, the speed-up over the base integrator the model
             predicts if classical time is proportional to the number of steps.
@@ -647,7 +662,7 @@ class WorkPrecision:
         # Steps per unit time play the role of seconds: k is their ratio at equal error.
         steps = [(r["error"], 1.0 / r["step"]) for r in curve]
         steps_needed, status, _ = _cost_at_error(steps, hybrid["error"])
-        k = steps_needed * hybrid["step"] if status == "ok" else float("nan")
+        k = steps_needed * _base_step(hybrid) if status == "ok" else float("nan")
         return {"base": ", ".join(names), "c_net_over_c_step": ratio, "k": k, "bound": k / (1 + ratio),
                 "speedup": float(self.speedup(label, "base"))}
 

@@ -158,6 +158,22 @@ def test_warm_start_continues_training(chain):
     assert est.loss_curve_[-1] < first_loss
 
 
+def test_substeps_step_the_base_at_the_fraction_and_a_warm_start_may_change_them(chain):
+    """correction="none" with 2 substeps of RK4 is RK4 at dt/2, as make_trajectories steps it;
+    a warm start keeps the network and changes the base step."""
+    system, X, X_test = chain
+    plain = HybridSolverRegressor(system=system, dt=0.2, substeps=2, correction="none", device="cpu").fit(X)
+    classical = make_trajectories(system, initial_conditions=X_test[:, 0], t_end=2.0, dt=0.2, fine_dt=0.1,
+                                  method="rk4")
+    np.testing.assert_allclose(plain.predict(X_test[:, 0], n_steps=10), classical, rtol=1e-12, atol=1e-12)
+    est = _fit(system, X, max_epochs=1, warm_start=True)
+    weights = {k: v.clone() for k, v in est.model_.network.state_dict().items()}
+    est.set_params(substeps=2, max_epochs=0).fit(X)
+    assert est.model_params_["substeps"] == 2 and est.model_.integrator.substeps == 2
+    for key, value in est.model_.network.state_dict().items():
+        torch.testing.assert_close(value, weights[key])
+
+
 def test_verbose_prints_progress(chain, capsys):
     system, X, _ = chain
     _fit(system, X, max_epochs=2, verbose=1)

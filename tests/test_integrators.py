@@ -210,6 +210,65 @@ def test_stability_polynomial_and_slope_matrix_are_truncated_exponentials(name, 
         np.testing.assert_allclose(matrix, expected, rtol=1e-12, atol=1e-12 * (1 + np.abs(expected).max()))
 
 
+# --- Substeps ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("substeps", [2, 3])
+@pytest.mark.parametrize("name", ["heun", "rk4", "dop853"])
+def test_substeps_are_that_many_steps_of_the_fraction(name, substeps):
+    """One step of dt with m substeps is m plain steps of dt / m, also where the right-hand
+    side depends on the time within the step (each stage at its own node of its substep)."""
+    integrator = get_integrator(name)
+    many = integrator.with_substeps(substeps)
+    u, dt = np.array([[0.3, -1.1], [1.2, 0.4]]), 0.3
+    autonomous = nonlinear_rotation
+
+    def forced(node, v):  # the step starts at t = 0: a node is a time in units of dt
+        return nonlinear_rotation(v) + np.sin(3.0 * node * dt)
+
+    expected_autonomous, expected_forced = u, u
+    for j in range(substeps):
+        expected_autonomous = integrator.step(autonomous, expected_autonomous, dt / substeps)
+        start = j * dt / substeps
+        at_substep = lambda node, v, start=start: forced((start + node * dt / substeps) / dt, v)  # noqa: E731
+        expected_forced = integrator.step(at_substep, expected_forced, dt / substeps, at_nodes=True)
+    np.testing.assert_allclose(many.step(autonomous, u, dt), expected_autonomous, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(many.step(forced, u, dt, at_nodes=True), expected_forced, rtol=1e-13,
+                               atol=1e-14)
+    assert many.order == integrator.order and many.name == integrator.name
+
+
+@pytest.mark.parametrize("problem", sorted(PROBLEMS))
+def test_substeps_keep_the_order_and_divide_the_error_by_m_to_the_order(problem):
+    """RK4 with 2 substeps: global order 4, errors 2^4 = 16 times smaller at each step size."""
+    rk4 = get_integrator("rk4")
+    slope, errors = observed_order(rk4.with_substeps(2), problem)
+    _, plain = observed_order(rk4, problem)
+    assert abs(slope - 4) < 0.2
+    np.testing.assert_allclose(np.array(plain) / np.array(errors), 16, rtol=0.15)
+
+
+@given(seed=st.integers(0, 2**32 - 1), dim=st.integers(1, 5), dt=st.floats(1e-3, 1.0),
+       substeps=st.integers(2, 4))
+def test_substeps_stability_polynomial_is_the_power_of_the_substeps(seed, dim, dt, substeps):
+    """R(dt A) with m substeps is R(dt A / m)^m, and its slope matrix steps a linear system."""
+    rng = np.random.RandomState(seed)
+    a, u = rng.normal(size=(dim, dim)), rng.normal(size=(3, dim))
+    rk4 = get_integrator("rk4")
+    many = rk4.with_substeps(substeps)
+    power = np.linalg.matrix_power(rk4.stability_polynomial(dt * a / substeps), substeps)
+    np.testing.assert_allclose(many.stability_polynomial(dt * a), power, rtol=1e-10,
+                               atol=1e-10 * (1 + np.abs(power).max()))
+    expected = many.increment(lambda v: v @ a.T, u, dt)
+    np.testing.assert_allclose(u @ many.slope_matrix(a, dt).T, expected, rtol=1e-10,
+                               atol=1e-10 * (1 + np.abs(expected).max()))
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_substeps_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="substeps must be a positive int"):
+        get_integrator("rk4").with_substeps(bad)
+
+
 # --- DOP853's 8th-order method as a fixed-step tableau -----------------------------------------
 
 # Step counts in each problem's asymptotic range and above rounding (errors 1e-10 .. 1e-14):

@@ -49,6 +49,8 @@ def named(exc, name):
         ("random_state", 1.5),
         ("activation", 0),
         ("activation", ""),
+        ("substeps", 0),
+        ("substeps", 1.5),
     ],
 )
 def test_fit_bad_param(name, value):

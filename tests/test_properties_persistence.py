@@ -83,6 +83,7 @@ def loads_the_same_model_or_fails_cleanly(data, expected):
 configs = st.fixed_dictionaries({
     "correction": st.sampled_from(["attns", "attns-m", "neurvec", "csm", "fsnet", "none"]),
     "integrator": st.sampled_from(["euler", "heun", "rk3", "rk4"]),
+    "substeps": st.integers(1, 3),
     "depth": st.integers(1, 3),
     "activation": st.sampled_from([None, "rational", "sine", "tanh"]),
     "skip_connection": st.booleans(),
@@ -110,6 +111,19 @@ def test_round_trip_keeps_predictions_and_parameters(config, numpy_scalars, seed
         if key != "system" and not key.startswith("system__"):
             assert value == original[key], key
     assert loaded.system.get_params() == SYSTEM.get_params()
+
+
+def test_a_file_of_format_version_2_loads_as_one_substep(model):
+    """Version 2 predates ``substeps``: such a file is the same model with one substep."""
+    estimator, saved, expected = model
+    metadata, arrays = read_archive(saved)
+    assert metadata["version"] == 3 and metadata["params"]["substeps"] == 1
+    del metadata["params"]["substeps"], metadata["fitted"]["model_params_"]["substeps"]
+    loaded = load_bytes(write_archive(dict(metadata, version=2), arrays))
+    assert loaded.substeps == 1 and loaded.model_params_ == estimator.model_params_
+    np.testing.assert_array_equal(predictions(loaded), expected)
+    with pytest.raises(ValueError, match="missing keys"):  # a version-3 file must have them
+        load_bytes(write_archive(metadata, arrays))
 
 
 def test_round_trip_of_a_user_system_needs_it_back(model):

@@ -318,6 +318,37 @@ def test_an_uncorrected_solver_is_its_base_integrator(pendulum):
     assert {"rk4", "dop853"} == set(result.curves())  # the default classical families
 
 
+def test_an_uncorrected_solver_with_substeps_is_its_base_integrator_at_the_substep(pendulum):
+    """correction="none" at step dt with 2 substeps is plain RK4 at dt/2: the plain row of the
+    cost model is measured at dt/2, and one base step of the hybrid replaces k = 1 of RK4's."""
+    system, X = pendulum
+    solver = HybridSolverRegressor(system=system, dt=DT, substeps=2, correction="none", device="cpu")
+    solver.fit(make_trajectories(system, 2, t_end=0.2, dt=DT, fine_dt=DT, random_state=0))
+    result = work_precision(X, DT, {"plain": solver}, classical={"rk4": (1, 4)}, reference_tolerances=(),
+                            repeats=1)
+    rk4 = {row["step"]: row["error"] for row in result.curves()["rk4"]}
+    assert set(rk4) == {DT, DT / 2, DT / 4}  # the substeps' plain step is added to the curve
+    hybrid = result.rows[0]
+    assert hybrid["substeps"] == 2 and hybrid["step"] == DT
+    assert hybrid["error"] == pytest.approx(rk4[DT / 2], rel=1e-9)
+    assert result.cost_model("plain")["k"] == pytest.approx(1.0, rel=1e-6)
+
+
+def test_k_and_the_plain_time_of_a_hybrid_with_substeps_are_per_substep():
+    """error = C h^8; a hybrid of step 0.1 in 4 substeps of 0.025 at error e: each substep
+    replaces 0.025 / (e / C)^(1/8) base steps, and its plain steps are rk4's at 0.025."""
+    C, error = 1.0, 3e-16
+    rows = [dict(method="rk4", family="classical", step=h, seconds=1e-3 / h, error=C * h**8)
+            for h in (0.1, 0.05, 0.025, 0.0125, 0.00625)]
+    rows.append(dict(method="h", family="hybrid", step=0.1, base="rk4", substeps=4, seconds=0.05,
+                     error=error))
+    result = WorkPrecision(rows)
+    model = result.cost_model("h")
+    assert model["k"] == pytest.approx(0.025 / (error / C) ** (1 / 8), rel=1e-9)
+    assert model["c_net_over_c_step"] == pytest.approx(0.05 / 0.04 - 1)  # plain rk4 at 0.025 took 0.04 s
+    assert result.free_network_speedup("h", "base").hybrid_seconds == pytest.approx(0.04)
+
+
 def test_linear_systems_use_the_exact_propagator():
     system = SpringMass(n_masses=2)
     X = make_trajectories(system, 4, t_end=1.0, dt=DT, fine_dt=1e-3, random_state=0)

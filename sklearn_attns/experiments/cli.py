@@ -193,7 +193,7 @@ def _work_precision(args):
     import torch
 
     torch.set_num_threads(args.threads)
-    overrides = {"integrator": args.integrator, "dt": args.dt,
+    overrides = {"integrator": args.integrator, "dt": args.dt, "substeps": args.substeps,
                  "widths": None if args.widths is None else tuple(args.widths),
                  "n_train": args.n_train, "n_test": args.n_test}
     if args.dt is not None:
@@ -254,6 +254,8 @@ def _add_work_precision(commands):
                         help="network widths (default: per system)")
     parser.add_argument("--integrator", type=_integrator, help="base integrator (default: per system)")
     parser.add_argument("--dt", type=_positive_float, help="the hybrid's step (default: per system)")
+    parser.add_argument("--substeps", type=_positive_int, metavar="N",
+                        help="base steps per hybrid step, one network call (default: per system)")
     parser.add_argument("--n-train", type=_positive_int, metavar="N",
                         help="training trajectories (default: per system)")
     parser.add_argument("--n-test", type=_positive_int, metavar="N",

@@ -47,7 +47,8 @@ class SystemSetting:
 
     ``dt`` is the hybrid's step and the training data's spacing; the training trajectories
     have ``train_steps`` such steps. The test trajectories have ``steps`` outputs
-    ``spacing`` apart (keep ``steps * spacing`` within the training horizon); the base
+    ``spacing`` apart (keep ``steps * spacing`` within the training horizon); each hybrid
+    step takes ``substeps`` base steps (the estimator's ``substeps``); the base
     integrator steps with ``spacing / r`` for ``r`` in ``refinements``, fixed-step DOP853
     with ``spacing / r`` for ``r`` in ``dop853``, and, where the base is not RK4, RK4 with
     ``spacing / r`` for ``r`` in ``rk4`` (the best fixed-step curve is one of the two).
@@ -72,6 +73,7 @@ class SystemSetting:
     dt: float
     fine: float
     why: str
+    substeps: int = 1
     spacing: float = None
     steps: int = 20
     train_steps: int = 20
@@ -262,8 +264,9 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
             params = {"max_epochs": max_epochs, **setting.params}
             if quick or max_epochs != "auto":  # the command's epochs win over the setting's
                 params["max_epochs"] = QUICK["max_epochs"] if quick else max_epochs
-            solver = AttNSSolver(system=system, dt=setting.dt, integrator=setting.integrator, width=width,
-                                 depth=setting.depth, device=device, random_state=0, **params)
+            solver = AttNSSolver(system=system, dt=setting.dt, integrator=setting.integrator,
+                                 substeps=setting.substeps, width=width, depth=setting.depth, device=device,
+                                 random_state=0, **params)
             solver.fit(X_train)
         log.append(f"fit width {width}: {time.perf_counter() - start:.0f} s, {solver.n_iter_} epochs, "
                    f"training loss {solver.loss_curve_[-1]:.3g}")
@@ -286,11 +289,16 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
                f"{os.getloadavg()[0]:.1f})")
     say(log[-1])
     network = "".join(f", {key}={value!r}" for key, value in setting.params.items())
-    settings = (f"hybrid: AttNS + {setting.integrator}, dt {setting.dt:g}, depth {setting.depth}, widths "
+    settings = (f"hybrid: AttNS + {setting.integrator}, dt {setting.dt:g}{_in_substeps(setting.substeps)}, "
+                f"depth {setting.depth}, widths "
                 f"{list(setting.widths)}{network}, float32 network; {setting.n_train} training trajectories "
                 f"of {setting.train_steps} steps; test: {setting.n_test} trajectories of {setting.steps} "
                 f"outputs {spacing:g} apart; base: {setting.why}")
     return result, settings, "\n".join(log)
+
+
+def _in_substeps(substeps):
+    return f" in {substeps} substeps" if substeps > 1 else ""
 
 
 def summary_table(results):
@@ -320,7 +328,8 @@ def summary_table(results):
                 continue
             label = row["method"]
             model = result.cost_model(label)
-            cells = [name, label, f"{row['base']}, dt {row['step']:g}", f"{row['error']:.3g}",
+            base = f"{row['base']}, dt {row['step']:g}{_in_substeps(row.get('substeps', 1))}"
+            cells = [name, label, base, f"{row['error']:.3g}",
                      f"{row['seconds']:.4g}", _speedup_cell(result.speedup(label, "base")),
                      _speedup_cell(result.speedup(label, "best")),
                      _speedup_cell(result.free_network_speedup(label, "best")),
