@@ -103,6 +103,7 @@ def test_summary_table_row_per_hybrid(quick_run):
     (["--integrator", "rk45"], "--integrator"),
     (["--epochs", "many"], "--epochs"),
     (["--widths", "0"], "--widths"),
+    (["--substeps", "0"], "--substeps"),
     (["--device", "tpu"], "--device"),
 ])
 def test_bad_option_exits_2_naming_it(argv, option, capsys):
@@ -110,6 +111,18 @@ def test_bad_option_exits_2_naming_it(argv, option, capsys):
         main(["work-precision", *argv, "--quick"])
     assert excinfo.value.code == 2
     assert option in capsys.readouterr().err
+
+
+@pytest.mark.slow  # trains and times a tiny solver: a few seconds
+def test_substeps_override_reaches_the_solvers_and_the_report():
+    setting = wp._resolved(wp.SETTINGS["elastic"], True, {"substeps": 2, "integrator": None})
+    result, settings, _ = wp.run_system("elastic", setting, quick=True, say=lambda line: None)
+    hybrids = [row for row in result.rows if row["family"] == "hybrid"]
+    assert hybrids and all(row["substeps"] == 2 for row in hybrids)
+    assert "dt 0.2 in 2 substeps" in settings
+    rk4 = {row["step"] for row in result.curves()["rk4"]}  # --quick: the NumPy path only
+    assert 0.1 in rk4  # the plain step inside a hybrid step, for c_net / c_step
+    assert "in 2 substeps" in wp.summary_table({"elastic": result})
 
 
 def test_out_that_is_a_file_exits_2(tmp_path, capsys):
