@@ -145,10 +145,10 @@ SETTINGS = {
     # Against the best fixed-step curve the base itself is the strongest: over DOP853 the
     # network's error reduction (5e8-2e9 in MSE on the elastic pendulum) is worth only k 3.5-3.8
     # per DOP853 step (MSE falling as dt^16). Four DOP853 steps of 0.1 per network call make
-    # the network's cost small beside them (c_net/c_step 0.05 at width 64, against 0.3 for
-    # one step of 0.4); the errors stay some 1e3 above float64's rounding (MSE 1e-27). Many
-    # states, so that the rollouts' per-call costs weigh less; 2,000 epochs (width 128, 4
-    # substeps: 1.3e-25).
+    # the network's cost small beside them (c_net/c_step 0.12-0.19 at width 64, against
+    # 0.26-0.43 for one step of 0.4); the errors stay some 1e2-4e2 above float64's rounding
+    # (MSE 1.2e-27). Many states, so that the rollouts' per-call costs weigh less; 2,000
+    # epochs (width 128, 4 substeps: 1.3e-25).
     "elastic_dop853": SystemSetting(
         ElasticPendulum, "dop853", dt=0.4, fine=0.01, substeps=4, steps=10, train_steps=10,
         refinements=(1, 2, 4, 8, 16, 32), widths=(64, 128), params=DOP853_TRAINING, n_test=8192,
@@ -157,7 +157,8 @@ SETTINGS = {
     "klink_dop853": SystemSetting(
         lambda: KLinkPendulum(n_links=2), "dop853", dt=0.4, fine=0.005, steps=10, train_steps=10,
         refinements=(1, 2, 4, 8), widths=(64, 128), params=DOP853_TRAINING, n_test=8192,
-        why="DOP853, as on the elastic pendulum"),
+        why="DOP853, as on the elastic pendulum; one step per network call (substeps leave k per DOP853 "
+            "step at 1.7-2.0 here, measured)"),
     "chain": SystemSetting(
         lambda: SpringMass(n_masses=20), "rk4", dt=0.2, fine=0.002, widths=(64,),
         why="RK4, the paper's base (linear: the exact propagator beats any stepping method)"),
