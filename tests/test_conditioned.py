@@ -96,6 +96,14 @@ def test_plain_solver_is_rk4_with_the_stage_times():
     assert 10 < coarse_error / fine_error < 24
 
 
+def test_plain_solver_with_substeps_is_rk4_at_the_fraction_with_its_stage_times():
+    """Two substeps of a time-dependent system: each substep's stages at their own times."""
+    est = small(correction="none", substeps=2).fit(X_TRAIN, params=P_TRAIN, t0=T0_TRAIN)
+    paths = est.predict(X_TEST[:, 0], n_steps=20, params=P_TEST, t0=T0_TEST)
+    expected = plain_rk4(duffing, X_TEST[:, 0], P_TEST, T0_TEST, 0.1, 40)[:, ::2]
+    np.testing.assert_allclose(paths, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_a_forced_parametric_correction_beats_plain_rk4():
     plain = small(correction="none").fit(X_TRAIN, params=P_TRAIN, t0=T0_TRAIN)
     attns = small().fit(X_TRAIN, params=P_TRAIN, t0=T0_TRAIN)
