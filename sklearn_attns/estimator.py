@@ -390,8 +390,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         data_dt = self.dt if self.data_dt is None else self.data_dt
         stride = check_multiple(self.dt, data_dt, "dt", "data_dt")
         correction = _correction(self.correction, self.attention_input, self.state_input)
-        integrator = get_integrator(self.integrator)
-        integrator = integrator.with_substeps(integrator.substeps * int(self.substeps))
+        integrator = get_integrator(self.integrator, substeps=int(self.substeps))
         return _Config(system, float(self.dt), stride, integrator, correction)
 
     def _model_params(self, config, n_conditioning=0):
@@ -802,7 +801,7 @@ _BASE_STEP = ("integrator", "substeps", "dt")
 def integrator_of(model_params):
     """The base :class:`~sklearn_attns.integrators.Integrator` that ``model_params_`` name
     (files written before ``substeps`` existed have none: one substep)."""
-    return get_integrator(model_params["integrator"]).with_substeps(model_params.get("substeps", 1))
+    return get_integrator(model_params["integrator"], substeps=model_params.get("substeps", 1))
 
 
 _NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module", "kernel_size")

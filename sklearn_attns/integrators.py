@@ -303,12 +303,13 @@ INTEGRATORS = {
 ALIASES = {"improved_euler": "heun"}
 
 
-def get_integrator(integrator, param="integrator"):
+def get_integrator(integrator, param="integrator", substeps=1):
     """Return the :class:`Integrator` for a name (or pass an ``Integrator`` through).
 
     Valid names: ``"euler"``, ``"heun"`` (alias ``"improved_euler"``), ``"rk3"``, ``"rk4"``,
     ``"dop853"`` (the 12-stage 8th-order Dormand-Prince method, with a fixed step).
-    ``param`` is the parameter name used in error messages.
+    ``param`` is the parameter name used in error messages. ``substeps`` multiplies the
+    integrator's own (:meth:`Integrator.with_substeps`).
 
     Raises
     ------
@@ -316,13 +317,15 @@ def get_integrator(integrator, param="integrator"):
         If the name is unknown; the message lists the valid names.
     """
     if isinstance(integrator, Integrator):
-        return integrator
-    if not isinstance(integrator, str):
+        found = integrator
+    elif not isinstance(integrator, str):
         raise TypeError(
             f"{param} must be a str naming a method or an Integrator, got {type(integrator).__name__}."
         )
-    key = ALIASES.get(integrator.lower(), integrator.lower())
-    if key not in INTEGRATORS:
-        valid = sorted([*INTEGRATORS, *ALIASES])
-        raise ValueError(f"{param} must be one of {valid}, got {integrator!r}.")
-    return INTEGRATORS[key]
+    else:
+        key = ALIASES.get(integrator.lower(), integrator.lower())
+        if key not in INTEGRATORS:
+            valid = sorted([*INTEGRATORS, *ALIASES])
+            raise ValueError(f"{param} must be one of {valid}, got {integrator!r}.")
+        found = INTEGRATORS[key]
+    return found if substeps == 1 else found.with_substeps(found.substeps * substeps)

@@ -245,9 +245,9 @@ def _integrator_name(solver):
 
 def _substeps(solver):
     """Base steps per hybrid step: the estimator's ``substeps`` times its integrator's own."""
+    substeps = int(getattr(solver, "substeps", 1))
     integrator = getattr(solver, "integrator", None)
-    own = 1 if integrator is None else get_integrator(integrator).substeps
-    return own * int(getattr(solver, "substeps", 1))
+    return substeps if integrator is None else get_integrator(integrator, substeps=substeps).substeps
 
 
 def _base_step(hybrid):
