@@ -510,11 +510,10 @@ def _numpy_seconds(stepper, u0, conditioning, chunks, n_steps, n_workers):
 def _device_rows(device, system, substeps):
     """Rows of a batch that fit a quarter of the device's free memory, counting a compiled
     step's buffers generously (64 copies of the state per row)."""
-    import torch
+    from .devices import rows_in_memory
 
-    free, _ = torch.cuda.mem_get_info(device)
-    per_row = 8 * (64 * system.n_state + (substeps + 1) * system.n_inputs + system.n_params + 8)
-    return max(1, free // 4 // per_row)
+    return rows_in_memory(device, 8 * (64 * system.n_state + (substeps + 1) * system.n_inputs
+                                       + system.n_params + 8))
 
 
 def _system_key(system):

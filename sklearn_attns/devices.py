@@ -65,6 +65,13 @@ def loadable_device(device):
     return device
 
 
+def rows_in_memory(device, bytes_per_row, share=4):
+    """Rows of a batch whose buffers take at most ``1 / share`` of ``device``'s free memory
+    (a CUDA device; at least one row)."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(1, int(free // share // bytes_per_row))
+
+
 def _cuda_available_without_init():
     """``torch.cuda.is_available()`` through NVML, which leaves the CUDA driver uninitialised,
     so that processes forked afterwards (joblib, multiprocessing) can still use the GPU."""

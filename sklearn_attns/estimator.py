@@ -44,7 +44,7 @@ from .corrections import (
     get_correction,
     with_state,
 )
-from .devices import DEVICE_NAMES, is_device_name, loadable_device, resolve_device
+from .devices import DEVICE_NAMES, is_device_name, loadable_device, resolve_device, rows_in_memory
 from .grids import GridLayout, expand_fields, fit_field_scaling
 from .integrators import ALIASES, INTEGRATORS, Integrator, get_integrator
 from .metrics import trajectory_mse
@@ -186,7 +186,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     batch_size : int or "auto", default="auto"
         Samples per gradient step; also trajectories per batch in ``predict``. "auto" is
         a 64th of the training samples (between 128 and 4096), and rollouts of 4096
-        trajectories.
+        trajectories on the CPU or, on a GPU, of as many as fit a quarter of its free
+        memory (a GPU is fastest on one large batch).
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the trajectories, score rollouts on them after
         every epoch, stop when more than ``n_iter_no_change`` epochs in a row did not
@@ -484,7 +485,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             old = self.model_
             step = step.with_network(copy.deepcopy(old.network), old.input_mean, old.input_scale,
                                      old.output_scale).to(device)
-        samples = TeacherForcedData(train, stride, step, device, self._rollout_batch())
+        samples = TeacherForcedData(train, stride, step, device, self._rollout_batch(device, n_state))
         batch_size, max_epochs = self._training_budget(len(samples))
         if not warm:
             step = self._new_model(step, samples, model_params, generator, device)
@@ -513,7 +514,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         validation_score = None
         if validation is not None:
             def validation_score():
-                return -_rollout_error(step, validation, stride, self._rollout_batch(), device)
+                rows = self._rollout_batch(device, n_state, max(validation.lengths) // stride + 1)
+                return -_rollout_error(step, validation, stride, rows, device)
 
         if self.compile:
             step.compile()
@@ -559,9 +561,15 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             max_epochs = int(np.clip(-(-AUTO_STEPS // batches), *AUTO_EPOCH_RANGE))
         return batch_size, max_epochs
 
-    def _rollout_batch(self):
-        """Trajectories rolled out together in ``predict``, ``score`` and validation."""
-        return AUTO_ROLLOUT_BATCH if self.batch_size == "auto" else self.batch_size
+    def _rollout_batch(self, device, n_state, n_saved=1):
+        """Trajectories rolled out together in ``predict``, ``score`` and validation on ``device``."""
+        if self.batch_size != "auto":
+            return self.batch_size
+        if device.type != "cuda":
+            return AUTO_ROLLOUT_BATCH
+        # Per row, generously: a step's stage buffers (64 states), the saved states, and float32
+        # activations of every layer at every component (a local network's are per grid point).
+        return rows_in_memory(device, 8 * (64 + n_saved) * n_state + 16 * self.width * self.depth * n_state)
 
     def _split(self, n_trajectories, rng, correction):
         """Indices of the training trajectories, and of the validation ones (or None)."""
@@ -672,8 +680,9 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         else:  # refuses parameters or inputs given to a system that takes none
             check_conditions(as_system(self.system), len(u0), 1, params, inputs, None)
         model = model.compile() if self.compile else model
-        return rollout(model, u0, n_steps, save_every=save_every, final_only=final_only,
-                       batch_size=self._rollout_batch(), device=self.device_, conditions=conditions)
+        rows = self._rollout_batch(self.device_, u0.shape[1], 1 if final_only else n_steps // save_every + 1)
+        return rollout(model, u0, n_steps, save_every=save_every, final_only=final_only, batch_size=rows,
+                       device=self.device_, conditions=conditions)
 
     def _on_another_grid(self, n_state):
         """``model_`` on a periodic domain of ``n_state`` components with the fitted spacing:
@@ -714,7 +723,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                                     self.n_features_in_, min_times=self.stride_ + 1,
                                     owner=type(self).__name__)
         model = self.model_.compile() if self.compile else self.model_
-        return -_rollout_error(model, data, self.stride_, self._rollout_batch(), self.device_)
+        rows = self._rollout_batch(self.device_, self.n_features_in_, max(data.lengths) // self.stride_ + 1)
+        return -_rollout_error(model, data, self.stride_, rows, self.device_)
 
     # --- scikit-learn plumbing -----------------------------------------------------------
 

@@ -20,6 +20,7 @@ import torch
 from . import systems as _systems
 from ._validation import check_count, check_positive, validate_params
 from .corrections import HybridStep, get_correction
+from .devices import resolve_device
 from .estimator import HybridSolverRegressor, _build_network, _Config, _network_input_size, integrator_of
 from .grids import GridLayout
 
@@ -110,7 +111,7 @@ def _check_path(path, mode):
                         f"got {type(path).__name__}.")
 
 
-def load_model(path, system=None):
+def load_model(path, system=None, device=None):
     """Load a model written by :func:`save_model`, executing nothing from the file.
 
     Parameters
@@ -119,6 +120,11 @@ def load_model(path, system=None):
     system : ODESystem or callable, default=None
         Required when the model was fitted on a user's own system; for built-in systems
         the stored one is used unless this is given.
+    device : str or torch.device, default=None
+        Where the network goes: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (to fit on
+        one machine and predict on another, a GPU say); the estimator's ``device``
+        parameter is set to it as well. None: the device it was fitted on, or the CPU
+        (with a warning) where that is CUDA and this machine has none.
 
     Raises
     ------
@@ -130,15 +136,17 @@ def load_model(path, system=None):
     """
     if system is not None:
         system = _systems.as_system(system)
+    resolved = None if device is None else resolve_device(device)
     _check_path(path, "read")
     metadata, weights, train_indices = _read_archive(path)
     if system is None and metadata["system"] is None:
         raise ValueError("this model was fitted on a user-defined system: pass it as "
                          "load_model(path, system=...).")
     try:
-        return _restore(metadata, weights, train_indices, system)
+        estimator = _restore(metadata, weights, train_indices, system, resolved)
     except Exception as exc:  # whatever the stored values break is a fault of the file
         raise ValueError(f"{path!s} is not a valid sklearn-attns model file: {exc}") from exc
+    return estimator if device is None else estimator.set_params(device=device)
 
 
 # Limits on what a file may make this module decompress, each checked before decompressing.
@@ -317,8 +325,9 @@ def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _restore(metadata, weights, train_indices, system):
-    """Build the estimator from checked metadata; every inconsistency raises."""
+def _restore(metadata, weights, train_indices, system, device=None):
+    """Build the estimator from checked metadata, its network on ``device`` (None: the stored
+    one); every inconsistency raises."""
     cls = _estimator_class(metadata["class"])
     spec = metadata["system"]
     if spec is not None:
@@ -340,9 +349,9 @@ def _restore(metadata, weights, train_indices, system):
         if not (isinstance(values, list) and all(_is_real(v) for v in values)) and not (
                 key == "validation_scores_" and values is None):
             raise ValueError(f"{key} must be a list of numbers, got {values!r}.")
-    device = metadata["device"]
-    if not isinstance(device, str) or torch.device(device).type not in ("cpu", "cuda"):
-        raise ValueError(f"device must name a CPU or CUDA device, got {device!r}.")
+    stored_device = metadata["device"]
+    if not isinstance(stored_device, str) or torch.device(stored_device).type not in ("cpu", "cuda"):
+        raise ValueError(f"device must name a CPU or CUDA device, got {stored_device!r}.")
 
     stored_system = system is None
     if stored_system:
@@ -364,7 +373,8 @@ def _restore(metadata, weights, train_indices, system):
         raise ValueError("train_indices_ must be non-negative.")
 
     arrays = {f"weight/{key}": array.copy() for key, array in weights.items()}
-    estimator._restore_fitted(fitted, {**arrays, "train_indices_": train_indices}, device)
+    estimator._restore_fitted(fitted, {**arrays, "train_indices_": train_indices},
+                              stored_device if device is None else device)
     return estimator
 
 

@@ -15,8 +15,9 @@ For model selection, :func:`make_cost_aware_scoring` and :func:`cheapest_within`
 :class:`~sklearn.model_selection.GridSearchCV` pick the fastest candidate among those
 accurate enough.
 
-Dtype and device policy: classical baselines step in float64 on the CPU (NumPy by
-default, or torch float64, eager or compiled); hybrid solvers run as they were fitted.
+Dtype and device policy: classical baselines step in float64, on the CPU with NumPy by
+default, or with torch (eager or compiled) on the CPU or a GPU; hybrid solvers run as they
+were fitted, on their own device.
 Timings are wall clock (``time.perf_counter``) with the thread settings of the calling
 process.
 """
@@ -32,6 +33,7 @@ import numpy as np
 from ._timing import fastest_times
 from ._validation import check_count, check_multiple, check_positive, check_trajectories
 from .datasets import TrajectoryBlowUpError, make_trajectories
+from .devices import resolve_device
 from .integrators import get_integrator
 from .metrics import trajectory_mse
 from .systems import ODESystem, as_system, linear_operator_of
@@ -57,7 +59,7 @@ _DOP853_REFINEMENTS = (1, 2, 4)
 
 def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
                    reference_tolerances=(1e-6, 1e-8, 1e-10), n_reference=8, repeats=3, backend="numpy",
-                   linear_shortcut=True, verbose=0):
+                   device="cpu", linear_shortcut=True, verbose=0):
     """Time and score hybrid solvers and classical integrators on the same trajectories.
 
     Parameters
@@ -107,6 +109,10 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
         (``docs/user_guide/work_precision.md``): compare a hybrid solver compiled with
         ``compile=True`` with compiled classical steps, or it gains from the compiler what
         it is credited to its network.
+    device : str or torch.device, default="cpu"
+        Where the torch backends step (``"cpu"``, ``"cuda"``, ``"cuda:N"``): compare hybrid
+        solvers on a GPU with classical steps on the same GPU (``make_trajectories`` then
+        steps as many rows at once as fit a quarter of its free memory).
     linear_shortcut : bool, default=True
         For a linear system (``du/dt = A u``), step classical methods as
         ``make_trajectories`` does: one product with the exact propagator of the
@@ -148,6 +154,7 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
     backends = [backend] if isinstance(backend, str) else list(backend)
     if not backends or any(b not in BACKENDS for b in backends):
         raise ValueError(f"backend must be one of {list(BACKENDS)} or a sequence of them, got {backend!r}.")
+    device = resolve_device(device)
     if not isinstance(linear_shortcut, (bool, np.bool_)):
         raise TypeError(f"linear_shortcut must be a bool, got {linear_shortcut!r}.")
     verbose = check_count(verbose, "verbose", minimum=0)
@@ -170,10 +177,12 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
             method = integrator.name if len(backends) == 1 else f"{integrator.name} ({backend_})"
             if backend_ == "propagator":
                 method = f"{integrator.name} [propagator]"
-            stepper = _stepper(system, integrator, backend_)
+            stepper = _stepper(system, integrator, backend_, device)
             for r in refinements:
                 row = dict(method=method, family="classical", step=dt / r, integrator=integrator.name,
                            backend=backend_)
+                if backend_.startswith("torch"):
+                    row["device"] = str(device)
                 methods.append((row, lambda stepper=stepper, r=r: stepper(u0, dt, r, n_steps)))
     subset = X_test[:n_reference]
     for tolerance in tolerances:
@@ -198,8 +207,9 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
         if verbose:
             print(f"work_precision: {row['method']} step {row['step']:.4g}: {row['seconds']:.4g} s, "
                   f"error {row['error']:.3e}")
+    on = f" on {device}" if any(b.startswith("torch") for b in backends) else ""
     return WorkPrecision(rows, dt=dt, n_trajectories=n, n_times=n_times, system=system.label,
-                         backend=", ".join(backends))
+                         backend=", ".join(backends) + on)
 
 
 def _check_solvers(solvers, dt):
@@ -280,17 +290,18 @@ def _check_classical(classical, base, solvers, dt):
     return checked
 
 
-# How each backend asks make_trajectories to step: (device, compile).
-_MAKE_TRAJECTORIES_PATHS = {"numpy": (None, False), "propagator": (None, False),
-                            "torch": ("cpu", False), "torch-compile": ("cpu", True)}
+# How each backend asks make_trajectories to step: (with torch on the device, compiled).
+_MAKE_TRAJECTORIES_PATHS = {"numpy": (False, False), "propagator": (False, False),
+                            "torch": (True, False), "torch-compile": (True, True)}
 
 
-def _stepper(system, integrator, backend):
+def _stepper(system, integrator, backend, device):
     """``stepper(u0, dt, substeps, n_steps)``: paths ``(n, n_steps + 1, n_state)`` float64,
     ``substeps`` steps of ``dt / substeps`` per output, on ``backend``: make_trajectories' own
-    paths (NumPy steps, the exact propagator, torch steps, or its fused compiled torch steps)
-    in this process."""
-    device, compile = _MAKE_TRAJECTORIES_PATHS[backend]
+    paths (NumPy steps, the exact propagator, torch steps on ``device``, or its fused compiled
+    torch steps there) in this process."""
+    on_device, compile = _MAKE_TRAJECTORIES_PATHS[backend]
+    device = device if on_device else None
 
     def stepper(u0, dt, substeps, n_steps):
         try:

@@ -299,6 +299,20 @@ def test_safe_format_round_trip_and_corruption(chain, tmp_path):
         load_model(tmp_path / "other.npz")
 
 
+def test_load_model_puts_the_network_on_the_device_asked_for(chain, tmp_path, monkeypatch):
+    system, X, _ = chain
+    est = _fit(system, X, max_epochs=1)
+    save_model(est, tmp_path / "model.npz")
+    loaded = load_model(tmp_path / "model.npz", device="cpu")
+    assert loaded.device == "cpu" and loaded.device_ == torch.device("cpu")
+    np.testing.assert_array_equal(loaded.predict(X[:3, 0], 5), est.predict(X[:3, 0], 5))
+    with pytest.raises(ValueError, match="device must be"):
+        load_model(tmp_path / "model.npz", device="tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="device='cuda' was requested but CUDA is not available"):
+        load_model(tmp_path / "model.npz", device="cuda")
+
+
 def test_safe_format_needs_a_user_system_to_be_passed_back(chain, tmp_path):
     _, X, _ = chain
     est = AttNSSolver(system=ODESystem(rhs=SpringMass(n_masses=3).rhs, n_state=6), width=8, max_epochs=1,
@@ -348,6 +362,20 @@ def test_cuda_fit_agrees_with_cpu_fit(chain):
     plain = _fit(system, X, correction="none", device="cuda")
     np.testing.assert_allclose(plain.predict(X[:, 0], 20), _plain_rollout(system, "rk4", X[:, 0], 0.2, 20),
                                rtol=1e-12, atol=1e-12)
+
+
+@needs_cuda
+def test_a_model_fitted_on_the_cpu_predicts_on_a_gpu_in_one_large_batch(chain, tmp_path):
+    """Fitted on the CPU, loaded on the GPU: the same rollouts up to float32 rounding of other
+    kernels, 5,000 initial conditions (more than the CPU's 4,096 per batch) in one batch."""
+    system, X, _ = chain
+    cpu = _fit(system, X, max_epochs=2)
+    save_model(cpu, tmp_path / "model.npz")
+    gpu = load_model(tmp_path / "model.npz", device="cuda")
+    assert gpu.device_.type == "cuda" and gpu.device == "cuda"
+    assert gpu._rollout_batch(gpu.device_, X.shape[2], 11) >= 5000
+    u0 = np.random.default_rng(0).normal(size=(5000, X.shape[2]))
+    np.testing.assert_allclose(gpu.predict(u0, 10), cpu.predict(u0, 10), rtol=1e-5, atol=1e-6)
 
 
 def numpy_only_chain(u):

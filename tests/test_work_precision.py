@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import GridSearchCV
 
 from sklearn_attns import HybridSolverRegressor, make_trajectories
@@ -296,6 +297,21 @@ def test_compiled_classical_steps_match_numpy(pendulum):
                                [r["error"] for r in curves["rk4 (torch-compile)"]], rtol=1e-8)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)"))])
+def test_torch_backends_step_on_the_device_given(pendulum, device):
+    """The torch steps on ``device`` give NumPy's errors; the rows and the result name the device."""
+    system, X = pendulum
+    result = work_precision(X, DT, system=system, classical={"rk4": (1, 2)}, reference_tolerances=(),
+                            repeats=1, backend=("numpy", "torch"), device=device)
+    curves = result.curves()
+    np.testing.assert_allclose([r["error"] for r in curves["rk4 (numpy)"]],
+                               [r["error"] for r in curves["rk4 (torch)"]], rtol=1e-8)
+    assert {r.get("device") for r in curves["rk4 (torch)"]} == {str(torch.device(device))}
+    assert all("device" not in r for r in curves["rk4 (numpy)"])
+    assert result.backend == f"numpy, torch on {torch.device(device)}"
+
+
 def test_the_reference_gains_accuracy_with_its_tolerance(pendulum):
     system, X = pendulum
     result = work_precision(X, DT, system=system, classical={"rk4": (1,)}, reference_tolerances=(1e-5, 1e-9),
@@ -373,6 +389,8 @@ def test_bad_arguments_are_named(pendulum):
         work_precision(X, DT, [SleepySolver(X, DT, 0)], system=system)
     with pytest.raises(ValueError, match="classical"):
         work_precision(X, DT, system=system, classical={"rk5": (1,)})
+    with pytest.raises(ValueError, match="device must be"):
+        work_precision(X, DT, system=system, backend="torch", device="tpu")
 
 
 def test_table_summary_and_plot(pendulum):

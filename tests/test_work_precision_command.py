@@ -105,6 +105,7 @@ def test_summary_table_row_per_hybrid(quick_run):
     (["--widths", "0"], "--widths"),
     (["--substeps", "0"], "--substeps"),
     (["--device", "tpu"], "--device"),
+    (["--fitted", "/no/such/folder"], "--fitted"),
 ])
 def test_bad_option_exits_2_naming_it(argv, option, capsys):
     with pytest.raises(SystemExit) as excinfo:
@@ -123,6 +124,26 @@ def test_substeps_override_reaches_the_solvers_and_the_report():
     rk4 = {row["step"] for row in result.curves()["rk4"]}  # --quick: the NumPy path only
     assert 0.1 in rk4  # the plain step inside a hybrid step, for c_net / c_step
     assert "in 2 substeps" in wp.summary_table({"elastic": result})
+
+
+@pytest.mark.slow  # measures a tiny solver: a few seconds
+def test_fitted_solvers_are_saved_and_measured_again_without_fitting(quick_run, tmp_path):
+    """The run's OUT/models holds each fitted solver; --fitted measures them again: the same
+    predictions (the same error on the same test trajectories), no fit; a solver fitted for
+    another setting is refused, naming what differs."""
+    _, out = quick_run
+    setting = wp._resolved(wp.SETTINGS["elastic"], True, {})
+    assert sorted(path.name for path in (out / "models").iterdir()) == [f"elastic_w{setting.widths[0]}.npz"]
+    result, _, timings = wp.run_system("elastic", setting, quick=True, fitted=out / "models",
+                                       models=tmp_path / "models", say=lambda line: None)
+    assert "loaded from" in timings and "fit width" not in timings
+    assert not (tmp_path / "models").exists()  # nothing fitted, nothing saved
+    stored = json.loads((out / "work_precision_elastic.json").read_text())
+    first = {row["method"]: row["error"] for row in stored if row["family"] == "hybrid"}
+    assert {row["method"]: row["error"] for row in result.rows if row["family"] == "hybrid"} == first
+    other = wp._resolved(wp.SETTINGS["elastic"], True, {"dt": 0.1})
+    with pytest.raises(ValueError, match=r"fitted with .*'dt': 0.2.* needs .*'dt': 0.1"):
+        wp.run_system("elastic", other, quick=True, fitted=out / "models", say=lambda line: None)
 
 
 def test_out_that_is_a_file_exits_2(tmp_path, capsys):

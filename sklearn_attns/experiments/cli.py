@@ -208,7 +208,7 @@ def _work_precision(args):
     paths = wp.run_work_precision(args.systems, args.out or "results/work_precision", command=command,
                                   threads=args.threads, device=device, max_epochs=args.epochs or "auto",
                                   repeats=args.repeats, n_jobs=args.jobs, quick=args.quick,
-                                  overrides=overrides, log=args.log)
+                                  overrides=overrides, fitted=args.fitted, log=args.log)
     print(f"work-precision finished in {time.perf_counter() - start:.0f} s: {paths['report']}")
     for name, figure in paths["figures"].items():
         print(f"figure ({name}): {figure}")
@@ -243,8 +243,12 @@ def _add_work_precision(commands):
                         help="torch CPU threads (default 1: on shared cores more threads wait for each "
                              "other)")
     parser.add_argument("--device", type=_device, default="auto",
-                        help="torch device of the networks: auto (default: cpu, where the classical methods "
-                             "run), cpu, cuda, cuda:N")
+                        help="torch device of the networks and of the classical torch steps (on a GPU "
+                             "every classical method steps there, compiled): auto (default: cpu), cpu, cuda, "
+                             "cuda:N")
+    parser.add_argument("--fitted", type=_fitted_dir, metavar="DIR",
+                        help="measure the solvers saved in DIR by an earlier run (its OUT/models) instead of "
+                             "fitting them again, e.g. fitted on a CPU and measured on a GPU")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run of seconds per system: tiny data and networks, 2 epochs, "
                              "no compilation")
@@ -266,6 +270,12 @@ def _add_work_precision(commands):
                         help="processes making the data (default 1)")
     parser.add_argument("--log", type=_log_file, metavar="FILE", help="also append the report to this file")
     parser.set_defaults(run=_work_precision, parser=parser)
+
+
+def _fitted_dir(value):
+    if not Path(value).is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a folder (the models folder of an earlier run)")
+    return value
 
 
 def _log_file(value):

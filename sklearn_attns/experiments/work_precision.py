@@ -32,7 +32,10 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from .. import AttNSSolver, make_trajectories
+from ..persistence import load_model, save_model
 from ..systems import ElasticPendulum, GravitationalNBody, KLinkPendulum, SpringMass
 from ..work_precision import WorkPrecision, work_precision
 from .cells import LOCAL_NETWORK, PDE_SETTINGS, PDE_TRAINING, SCALES
@@ -192,8 +195,9 @@ QUICK = {"n_train": 8, "n_test": 8, "widths": (8,), "max_epochs": 2, "steps": 4,
          "dop853": 1}
 
 
-def machine_line(threads):
-    """CPU model, cores, load average, torch and Python versions: what timings depend on.
+def machine_line(threads, device="cpu"):
+    """CPU model, cores, load average, torch and Python versions, and the GPU of a CUDA
+    ``device``: what timings depend on.
 
     Examples
     --------
@@ -201,17 +205,18 @@ def machine_line(threads):
     >>> "1 torch thread(s)" in machine_line(1)
     True
     """
-    import torch
-
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         model = next(line for line in out.splitlines() if line.startswith("Model name"))
         model = model.split(":", 1)[1].strip()
     except (OSError, subprocess.CalledProcessError, StopIteration):  # no lscpu: what Python knows
         model = platform.processor() or platform.machine()
+    gpu = ""
+    if torch.device(device).type == "cuda":
+        gpu = f"; GPU: {torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
     return (f"{model}, {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f} at the start: shared "
             f"with other work when above 0), torch {torch.__version__}, {threads} torch thread(s), "
-            f"Python {platform.python_version()}")
+            f"Python {platform.python_version()}{gpu}")
 
 
 def _resolved(setting, quick, overrides):
@@ -239,8 +244,14 @@ _FINEST = {"euler": 4096, "heun": 256, "improved_euler": 256, "rk3": 64, "rk4": 
 
 
 def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_jobs=1, quick=False,
-               say=print):
+               models=None, fitted=None, say=print):
     """Train and measure one system (a :class:`SystemSetting`).
+
+    ``device`` is where the networks run and the classical torch steps step (on a GPU
+    every classical method steps there, compiled). Each fitted solver is saved (by
+    :func:`~sklearn_attns.persistence.save_model`) as ``models/<name>_w<width>.npz`` when
+    ``models`` is a folder; a file of that name in ``fitted`` is loaded instead of fitting
+    (on ``device``), to measure solvers fitted elsewhere (on a CPU, say) on this machine.
 
     Returns
     -------
@@ -253,27 +264,38 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
     system = setting.make()
     spacing = setting.test_spacing
     start = time.perf_counter()
-    X_train = make_trajectories(system, setting.n_train, t_end=setting.train_steps * setting.dt,
-                                dt=setting.dt, fine_dt=setting.fine, method="dop853", random_state=0,
-                                n_jobs=n_jobs)
+    stored = {width: Path(fitted) / f"{name}_w{width}.npz" for width in setting.widths} if fitted else {}
+    stored = {width: path for width, path in stored.items() if path.is_file()}
     X_test = make_trajectories(system, setting.n_test, t_end=setting.steps * spacing, dt=spacing,
                                fine_dt=setting.fine, method="dop853", random_state=1, n_jobs=n_jobs)
+    if len(stored) < len(setting.widths):
+        X_train = make_trajectories(system, setting.n_train, t_end=setting.train_steps * setting.dt,
+                                    dt=setting.dt, fine_dt=setting.fine, method="dop853", random_state=0,
+                                    n_jobs=n_jobs)
     log = [f"data (DOP853, fine step {setting.fine:g}): {time.perf_counter() - start:.1f} s"]
     say(log[-1])
     solvers = {}
     for width in setting.widths:
         start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            params = {"max_epochs": max_epochs, **setting.params}
-            if quick or max_epochs != "auto":  # the command's epochs win over the setting's
-                params["max_epochs"] = QUICK["max_epochs"] if quick else max_epochs
-            solver = AttNSSolver(system=system, dt=setting.dt, integrator=setting.integrator,
-                                 substeps=setting.substeps, width=width, depth=setting.depth, device=device,
-                                 random_state=0, **params)
-            solver.fit(X_train)
-        log.append(f"fit width {width}: {time.perf_counter() - start:.0f} s, {solver.n_iter_} epochs, "
-                   f"training loss {solver.loss_curve_[-1]:.3g}")
+        if width in stored:
+            solver = _load_fitted(stored[width], setting, width, device)
+            log.append(f"width {width}: loaded from {stored[width]} ({solver.n_iter_} epochs, training loss "
+                       f"{solver.loss_curve_[-1]:.3g})")
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                params = {"max_epochs": max_epochs, **setting.params}
+                if quick or max_epochs != "auto":  # the command's epochs win over the setting's
+                    params["max_epochs"] = QUICK["max_epochs"] if quick else max_epochs
+                solver = AttNSSolver(system=system, dt=setting.dt, integrator=setting.integrator,
+                                     substeps=setting.substeps, width=width, depth=setting.depth,
+                                     device=device, random_state=0, **params)
+                solver.fit(X_train)
+            log.append(f"fit width {width}: {time.perf_counter() - start:.0f} s, {solver.n_iter_} epochs, "
+                       f"training loss {solver.loss_curve_[-1]:.3g}")
+            if models is not None:
+                Path(models).mkdir(parents=True, exist_ok=True)
+                save_model(solver, Path(models) / f"{name}_w{width}.npz")
         say(log[-1])
         solvers[f"AttNS w{width}"] = solver
         if not quick:
@@ -284,8 +306,8 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         result = work_precision(
-            X_test, spacing, solvers, classical=classical,
-            backend=QUICK["backends"] if quick else setting.backends,
+            X_test, spacing, solvers, classical=classical, device=device,
+            backend=QUICK["backends"] if quick else _backends(setting, device),
             repeats=QUICK["repeats"] if quick else repeats,
             reference_tolerances=QUICK["reference_tolerances"] if quick else (1e-6, 1e-8, 1e-10),
             n_reference=QUICK["n_reference"] if quick else 8)
@@ -299,6 +321,24 @@ def run_system(name, setting, *, device="cpu", max_epochs="auto", repeats=3, n_j
                 f"of {setting.train_steps} steps; test: {setting.n_test} trajectories of {setting.steps} "
                 f"outputs {spacing:g} apart; base: {setting.why}")
     return result, settings, "\n".join(log)
+
+
+def _backends(setting, device):
+    """The setting's classical paths; on a GPU its compiled torch steps there, the classical
+    path that a GPU user would run (NumPy's steps stay on one CPU core)."""
+    return setting.backends if torch.device(device).type == "cpu" else ("torch-compile",)
+
+
+def _load_fitted(path, setting, width, device):
+    """A solver saved by an earlier run, on ``device``, checked against the setting it is measured in."""
+    solver = load_model(path, device=device)
+    expected = {"dt": setting.dt, "integrator": setting.integrator, "substeps": setting.substeps,
+                "width": width, "depth": setting.depth}
+    found = {key: solver.get_params()[key] for key in expected}
+    if found != expected:
+        raise ValueError(f"{path} was fitted with {found}, but this setting needs {expected}; "
+                         "remove it or give another folder of fitted solvers.")
+    return solver
 
 
 def _in_substeps(substeps):
@@ -350,7 +390,7 @@ def _speedup_cell(speedup):
 
 
 def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_epochs="auto", repeats=3,
-                       n_jobs=1, quick=False, overrides=None, log=None, say=print):
+                       n_jobs=1, quick=False, overrides=None, fitted=None, log=None, say=print):
     """Run :func:`run_system` for each of ``systems`` and write the report, figures and rows.
 
     Parameters
@@ -364,10 +404,13 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
     threads : int
         Torch threads (set by the caller; reported).
     device, max_epochs, repeats, n_jobs, quick
-        The networks' device, their training epochs, timed rounds, processes making the
-        data, and the smoke sizes of ``QUICK``.
+        The networks' and the classical torch steps' device, the training epochs, timed
+        rounds, processes making the data, and the smoke sizes of ``QUICK``.
     overrides : dict, default=None
         Fields of :class:`SystemSetting` to replace in every system (None values keep).
+    fitted : path-like, default=None
+        A folder of solvers saved by an earlier run (its ``out/models``): those found there
+        are measured instead of fitted again.
     log : path-like, default=None
         Also append the report to this file.
 
@@ -391,12 +434,10 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
     unknown = [name for name in systems if name not in SETTINGS]
     if not systems or unknown:
         raise ValueError(f"systems must be one or more of {list(SETTINGS)}, got {list(systems)!r}.")
-    import torch
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     header = ["# Work-precision: does the hybrid pay?", "", f"command: `{command}`", "",
-              f"machine: {machine_line(threads)}", ""]
+              f"machine: {machine_line(threads, device)}", ""]
     sections, results, figures, rows = [], {}, {}, {}
     for name in systems:
         setting = _resolved(SETTINGS[name], quick, overrides or {})
@@ -406,7 +447,8 @@ def run_work_precision(systems, out, *, command, threads=1, device="cpu", max_ep
         # torch's limit of recompilations per function (past it, steps run eagerly).
         torch.compiler.reset()
         result, settings, timings = run_system(name, setting, device=device, max_epochs=max_epochs,
-                                               repeats=repeats, n_jobs=n_jobs, quick=quick, say=say)
+                                               repeats=repeats, n_jobs=n_jobs, quick=quick,
+                                               models=out / "models", fitted=fitted, say=say)
         results[name] = result
         rows[name] = out / f"work_precision_{name}.json"
         rows[name].write_text(json.dumps(result.rows, indent=1), encoding="utf-8")
