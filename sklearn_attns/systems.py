@@ -171,8 +171,9 @@ class ODESystem(BaseEstimator):
         Moving a matrix to the GPU on every right-hand-side call would dominate a rollout,
         so each (name, dtype, device) is converted once; changing a parameter clears it.
         """
-        cache = self.__dict__.setdefault("_constant_cache", {})
-        key = (name, u.dtype, getattr(u, "device", None))
+        cache = self._cache()
+        # Names, not dtype and device objects: torch 2.11's Dynamo cannot hash a NumPy dtype key.
+        key = (name, str(u.dtype), str(getattr(u, "device", "numpy")))
         if key not in cache:
             cache[key] = like(self._constants()[name], u)
         return cache[key]
@@ -186,13 +187,26 @@ class ODESystem(BaseEstimator):
         The right-hand side reads its parameters on every call; checking them each time
         would cost more than the arithmetic of a small batch.
         """
-        cache = self.__dict__.setdefault("_constant_cache", {})
+        cache = self._cache()
         if "parameters" not in cache:
             cache["parameters"] = self._check_parameters()
         return cache["parameters"][name]
 
     def _check_parameters(self):
         return {}
+
+    def _cache(self):
+        """The converted constants and checked parameters, emptied by any change of an attribute.
+
+        Read as an attribute, which ``torch.compile`` traces on every torch version; a
+        ``__dict__.setdefault`` here made torch 2.11's Dynamo skip the compiled steps whole.
+        """
+        try:
+            return self._constant_cache
+        except AttributeError:
+            cache = {}
+            object.__setattr__(self, "_constant_cache", cache)  # not a change: keep __setattr__ out
+            return cache
 
     def __setattr__(self, name, value):
         self.__dict__.pop("_constant_cache", None)

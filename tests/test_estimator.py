@@ -371,7 +371,7 @@ def test_a_model_fitted_on_the_cpu_predicts_on_a_gpu_in_one_large_batch(chain, t
     system, X, _ = chain
     cpu = _fit(system, X, max_epochs=2)
     save_model(cpu, tmp_path / "model.npz")
-    gpu = load_model(tmp_path / "model.npz", device="cuda")
+    gpu = load_model(tmp_path / "model.npz", device="cuda").set_params(batch_size="auto")  # _fit sets 128
     assert gpu.device_.type == "cuda" and gpu.device == "cuda"
     assert gpu._rollout_batch(gpu.device_, X.shape[2], 11) >= 5000
     u0 = np.random.default_rng(0).normal(size=(5000, X.shape[2]))

@@ -16,7 +16,17 @@ from helpers import param_id
 from sklearn.base import clone
 
 from sklearn_attns.datasets import make_trajectories
-from sklearn_attns.systems import ElasticPendulum, KLinkPendulum, ODESystem, SpringMass, as_system
+from sklearn_attns.systems import (
+    Burgers,
+    ElasticPendulum,
+    FitzHughNagumo,
+    GravitationalNBody,
+    GrayScott,
+    KLinkPendulum,
+    ODESystem,
+    SpringMass,
+    as_system,
+)
 
 # --- Euler-Lagrange by automatic differentiation ----------------------------------------------
 
@@ -285,6 +295,20 @@ def test_torch_in_torch_out(system, dtype):
         energy = system.energy(torch.as_tensor(u, dtype=dtype))
         assert isinstance(energy, torch.Tensor) and energy.dtype == dtype and energy.shape == (len(u),)
         np.testing.assert_allclose(energy.numpy(), system.energy(u), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("system", [*ALL_SYSTEMS, GravitationalNBody(n_bodies=3), Burgers(n_points=16),
+                                    GrayScott(n_points=8), FitzHughNagumo(n_points=8)], ids=param_id)
+def test_rhs_traces_as_one_graph_after_numpy_calls(system):
+    """torch.compile captures the right-hand side whole (fullgraph: a graph break raises), its
+    caches already holding NumPy entries, as in the library's compiled steps. A cache read
+    through ``__dict__.setdefault``, or keyed by NumPy dtypes, broke the graph on torch 2.11,
+    which then ran the compiled steps eagerly."""
+    u = sample_states(system)
+    system.rhs(u)
+    system.rhs(torch.as_tensor(u))
+    traced = torch.compile(system.rhs, fullgraph=True, backend="eager")
+    np.testing.assert_allclose(traced(torch.as_tensor(u)).numpy(), system.rhs(u), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("system", ALL_SYSTEMS, ids=param_id)
