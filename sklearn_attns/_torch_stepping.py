@@ -108,9 +108,10 @@ class TorchStepper:
     def description(self):
         return f"torch steps on {self.device}" + (", compiled" if self.compile else "")
 
-    def advance(self, u, n0, n_block, conditioning):
+    def advance(self, u, n0, n_block, conditioning, out=None):
         """States after output intervals ``n0 .. n0 + n_block - 1``, from states ``u``
-        ``(m, n_state)`` at output ``n0``: shape ``(m, n_block, n_state)``, float64 NumPy."""
+        ``(m, n_state)`` at output ``n0``: shape ``(m, n_block, n_state)``, float64 NumPy,
+        written into ``out`` if given."""
         m = len(u)
         function = self._function()
         to_device = self._to_device
@@ -118,7 +119,7 @@ class TorchStepper:
         params = None if conditioning.params is None else to_device(_pad(conditioning.params, self.rows).T)
         offsets = [to_device(np.array([(j0 + j) * self.fine_dt for j in range(self.fuse)]))
                    for j0 in range(0, self.substeps, self.fuse)]
-        out = np.empty((m, n_block, u.shape[1]))
+        out = np.empty((m, n_block, u.shape[1])) if out is None else out
         # On the CPU, one thread: processes share the cores (and a thread team spinning on
         # cores that other processes hold runs many times slower).
         threads = torch.get_num_threads()
@@ -151,7 +152,7 @@ class TorchStepper:
             stage[k % staged] = v
             if k % staged == staged - 1 or k == n_block - 1:
                 first = k - k % staged
-                out[:, first : k + 1] = stage[: k + 1 - first].permute(2, 0, 1)[: len(out)].cpu().numpy()
+                torch.from_numpy(out[:, first : k + 1]).copy_(stage[: k + 1 - first].permute(2, 0, 1)[: len(out)])
 
     def _to_device(self, array):
         return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=self.device)

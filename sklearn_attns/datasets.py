@@ -358,10 +358,10 @@ class _NumpyStepper:
     def __init__(self, system, integrator, fine_dt, substeps):
         self.system, self.integrator, self.fine_dt, self.substeps = system, integrator, fine_dt, substeps
 
-    def advance(self, u, n0, n_block, conditioning):
+    def advance(self, u, n0, n_block, conditioning, out=None):
         """States after output intervals ``n0 .. n0 + n_block - 1``, from states ``u`` at
-        output ``n0``: shape ``(len(u), n_block, n_state)``."""
-        out = np.empty((len(u), n_block, u.shape[1]))
+        output ``n0``: shape ``(len(u), n_block, n_state)``, written into ``out`` if given."""
+        out = np.empty((len(u), n_block, u.shape[1])) if out is None else out
         # Small matrix products gain nothing from a second BLAS thread; processes do the sharing.
         with np.errstate(all="ignore"), threadpool_limits(1):
             for k, n in enumerate(range(n0, n0 + n_block)):
@@ -391,14 +391,20 @@ def _integrate(stepper, u0, conditioning, n_steps, chunks, n_jobs, progress):
     X = np.empty((len(u0), n_steps + 1, u0.shape[1]))
     X[:, 0] = u0
     n = 0
+    in_process = joblib.effective_n_jobs(n_jobs) == 1
     with joblib.Parallel(n_jobs=n_jobs, verbose=max(0, progress.verbose - 1)) as parallel:
         while n < n_steps:
             block = progress.next_block(n)
-            parts = parallel(joblib.delayed(_advance)(stepper, X[chunk, n], n, block,
-                                                      conditioning.rows(chunk).window(n, block))
-                             for chunk in chunks)
-            for chunk, part in zip(chunks, parts):
-                X[chunk, n + 1 : n + 1 + block] = part
+            if in_process:  # each block straight into X: no copy (at 131,072 states, 0.1 s saved)
+                for chunk in chunks:
+                    stepper.advance(X[chunk, n], n, block, conditioning.rows(chunk).window(n, block),
+                                    out=X[chunk, n + 1 : n + 1 + block])
+            else:
+                parts = parallel(joblib.delayed(_advance)(stepper, X[chunk, n], n, block,
+                                                          conditioning.rows(chunk).window(n, block))
+                                 for chunk in chunks)
+                for chunk, part in zip(chunks, parts):
+                    X[chunk, n + 1 : n + 1 + block] = part
             n += block
             progress.done(n)
     return X
