@@ -152,7 +152,8 @@ class TorchStepper:
             stage[k % staged] = v
             if k % staged == staged - 1 or k == n_block - 1:
                 first = k - k % staged
-                torch.from_numpy(out[:, first : k + 1]).copy_(stage[: k + 1 - first].permute(2, 0, 1)[: len(out)])
+                states = stage[: k + 1 - first].permute(2, 0, 1)[: len(out)]
+                torch.from_numpy(out[:, first : k + 1]).copy_(states)  # from the device straight into out
 
     def _to_device(self, array):
         return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=self.device)
