@@ -142,8 +142,19 @@ def test_fitted_solvers_are_saved_and_measured_again_without_fitting(quick_run, 
     first = {row["method"]: row["error"] for row in stored if row["family"] == "hybrid"}
     assert {row["method"]: row["error"] for row in result.rows if row["family"] == "hybrid"} == first
     other = wp._resolved(wp.SETTINGS["elastic"], True, {"dt": 0.1})
-    with pytest.raises(ValueError, match=r"fitted with .*'dt': 0.2.* needs .*'dt': 0.1"):
+    with pytest.raises(wp.FittedSolverMismatch, match=r"fitted with .*'dt': 0.2.* needs .*'dt': 0.1"):
         wp.run_system("elastic", other, quick=True, fitted=out / "models", say=lambda line: None)
+
+
+@pytest.mark.slow  # makes the test data of a tiny run: a second
+def test_fitted_solver_of_another_setting_exits_2_naming_it(quick_run, tmp_path, capsys):
+    _, out = quick_run
+    with pytest.raises(SystemExit) as excinfo:
+        main(["work-precision", "--systems", "elastic", "--quick", "--dt", "0.1",
+              "--fitted", str(out / "models"), "--out", str(tmp_path)])
+    assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert "--fitted" in err and "elastic_w8.npz was fitted with" in err
 
 
 def test_out_that_is_a_file_exits_2(tmp_path, capsys):

@@ -205,10 +205,13 @@ def _work_precision(args):
     device = "cpu" if args.device == "auto" else args.device
     command = "python -m sklearn_attns " + shlex.join(args.argv)
     start = time.perf_counter()
-    paths = wp.run_work_precision(args.systems, args.out or "results/work_precision", command=command,
-                                  threads=args.threads, device=device, max_epochs=args.epochs or "auto",
-                                  repeats=args.repeats, n_jobs=args.jobs, quick=args.quick,
-                                  overrides=overrides, fitted=args.fitted, log=args.log)
+    try:
+        paths = wp.run_work_precision(args.systems, args.out or "results/work_precision", command=command,
+                                      threads=args.threads, device=device, max_epochs=args.epochs or "auto",
+                                      repeats=args.repeats, n_jobs=args.jobs, quick=args.quick,
+                                      overrides=overrides, fitted=args.fitted, log=args.log)
+    except wp.FittedSolverMismatch as exc:
+        args.parser.error(f"--fitted: {exc}")
     print(f"work-precision finished in {time.perf_counter() - start:.0f} s: {paths['report']}")
     for name, figure in paths["figures"].items():
         print(f"figure ({name}): {figure}")

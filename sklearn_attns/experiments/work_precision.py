@@ -40,8 +40,8 @@ from ..systems import ElasticPendulum, GravitationalNBody, KLinkPendulum, Spring
 from ..work_precision import WorkPrecision, work_precision
 from .cells import LOCAL_NETWORK, PDE_SETTINGS, PDE_TRAINING, SCALES
 
-__all__ = ["QUICK", "SETTINGS", "SystemSetting", "load_rows", "machine_line", "run_system",
-           "run_work_precision", "summary_table"]
+__all__ = ["QUICK", "SETTINGS", "FittedSolverMismatch", "SystemSetting", "load_rows", "machine_line",
+           "run_system", "run_work_precision", "summary_table"]
 
 
 @dataclass(frozen=True)
@@ -329,6 +329,10 @@ def _backends(setting, device):
     return setting.backends if torch.device(device).type == "cpu" else ("torch-compile",)
 
 
+class FittedSolverMismatch(ValueError):
+    """A saved solver (``--fitted``) was fitted for another setting than the one it would be measured in."""
+
+
 def _load_fitted(path, setting, width, device):
     """A solver saved by an earlier run, on ``device``, checked against the setting it is measured in."""
     solver = load_model(path, device=device)
@@ -336,7 +340,7 @@ def _load_fitted(path, setting, width, device):
                 "width": width, "depth": setting.depth}
     found = {key: solver.get_params()[key] for key in expected}
     if found != expected:
-        raise ValueError(f"{path} was fitted with {found}, but this setting needs {expected}; "
+        raise FittedSolverMismatch(f"{path} was fitted with {found}, but this setting needs {expected}; "
                          "remove it or give another folder of fitted solvers.")
     return solver
 
