@@ -341,7 +341,7 @@ def _load_fitted(path, setting, width, device):
     found = {key: solver.get_params()[key] for key in expected}
     if found != expected:
         raise FittedSolverMismatch(f"{path} was fitted with {found}, but this setting needs {expected}; "
-                         "remove it or give another folder of fitted solvers.")
+                                   "remove it or give another folder of fitted solvers.")
     return solver
 
 
