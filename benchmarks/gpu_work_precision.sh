@@ -8,12 +8,14 @@
 #
 # writes OUT/cuda_tests.log and, per number of test trajectories N (default 131072), OUT/wp_N
 # (the command's report, figures, rows and log). Each run stops after SECONDS (default 300);
-# its report keeps every system finished by then.
+# its report keeps every system finished by then. SYSTEMS (default "elastic klink chain
+# elastic_dop853") names the systems, in the order they are measured.
 set -u
 out=${1:?usage: gpu_work_precision.sh OUT FITTED_MODELS ["N_TEST ..."] [SECONDS]}
 fitted=${2:?the models folder of an earlier work-precision run}
 sizes=${3:-131072}
 seconds=${4:-300}
+systems=${SYSTEMS:-elastic klink chain elastic_dop853}
 python=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$out"
@@ -28,7 +30,7 @@ timeout 150 "$python" -m pytest -q -p no:cacheprovider -rs -k "cuda or gpu or tr
 tail -n 15 "$out/cuda_tests.log"
 for n_test in $sizes; do
     mkdir -p "$out/wp_$n_test"
-    timeout "$seconds" "$python" -m sklearn_attns work-precision --systems elastic klink chain elastic_dop853 \
+    timeout "$seconds" "$python" -m sklearn_attns work-precision --systems $systems \
         --device cuda --n-test "$n_test" --jobs "$(nproc)" --fitted "$fitted" --out "$out/wp_$n_test" \
         >"$out/wp_$n_test/run.log" 2>&1
     echo "work-precision on $n_test trajectories: exit status $?, torch.compile warnings (graph breaks," \

@@ -229,11 +229,11 @@ class CheckedCompiled:
     """``torch.compile`` of an eager function (:func:`rewrite_for_columns`, then Inductor),
     checked against it and tuned on the first call.
 
-    The first call compiles one candidate per entry of ``INDUCTOR_VARIANTS``, drops those
-    whose results differ from the eager ones beyond ``rtol`` of the largest value, and keeps
-    the fastest of the rest over a few calls on the same arguments; the eager function (with a
-    warning) if compiling fails or every candidate disagrees. ``what`` names the function in
-    the warnings.
+    The first call compiles one candidate per entry of :func:`inductor_variants` for the
+    arguments' device, drops those whose results differ from the eager ones beyond ``rtol``
+    of the largest value, and keeps the fastest of the rest over a few calls on the same
+    arguments; the eager function (with a warning) if compiling fails or every candidate
+    disagrees. ``what`` names the function in the warnings.
     """
 
     def __init__(self, eager, rtol=_COMPILED_RTOL, what="fine steps"):
@@ -246,7 +246,7 @@ class CheckedCompiled:
         self.checked = True
         expected = self.eager(*args)
         candidates, failure, worst = [], None, 0.0
-        for patches in INDUCTOR_VARIANTS:
+        for patches in inductor_variants(_device_of(args)):
             try:
                 function = compile_candidate(self.eager, patches)
                 with warnings.catch_warnings():
@@ -291,6 +291,18 @@ class CheckedCompiled:
 # latter); on the elastic pendulum both settings run alike. Both are compiled and timed, as
 # neither is known to win on every system.
 INDUCTOR_VARIANTS = ({"realize_reads_threshold": 3}, {})
+
+
+def inductor_variants(device):
+    """The Inductor settings compiled for ``device``: ``INDUCTOR_VARIANTS`` on the CPU,
+    where they were measured; Inductor's default alone on a GPU, where compiling is the
+    cost that counts (3-23 s per function on an H200, twice that with two candidates)."""
+    return INDUCTOR_VARIANTS if device.type == "cpu" else ({},)
+
+
+def _device_of(args):
+    tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
+    return tensors[0].device if tensors else torch.device("cpu")
 # Timed calls per candidate when choosing the fastest.
 _TUNING_CALLS = 7
 

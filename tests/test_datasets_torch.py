@@ -311,6 +311,26 @@ def test_bad_device_or_compile_raises_naming_it(change, match):
         make_trajectories(**kwargs)
 
 
+def test_a_gpu_compiles_one_candidate_and_the_cpu_each_variant():
+    assert torch_stepping.inductor_variants(torch.device("cpu")) == torch_stepping.INDUCTOR_VARIANTS
+    assert torch_stepping.inductor_variants(torch.device("cuda", 0)) == ({},)  # Inductor's default
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; the test above checks the rule")
+def test_cuda_steps_compile_a_single_candidate(monkeypatch, fresh_cache):
+    made = []
+    real_compile = torch.compile
+
+    def counting_compile(*args, **kwargs):
+        made.append(kwargs.get("backend"))
+        return real_compile(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    on_gpu = make_trajectories(ElasticPendulum(), device="cuda", compile=True, **COMMON)
+    assert len(made) == 1
+    assert relative_difference(on_gpu, make_trajectories(ElasticPendulum(), compile=False, **COMMON)) < 1e-12
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where CUDA is absent")
 def test_cuda_without_cuda_says_so():
     with pytest.raises(ValueError, match="CUDA is not available"):
