@@ -152,8 +152,19 @@ class TorchStepper:
             stage[k % staged] = v
             if k % staged == staged - 1 or k == n_block - 1:
                 first = k - k % staged
-                states = stage[: k + 1 - first].permute(2, 0, 1)[: len(out)]
-                torch.from_numpy(out[:, first : k + 1]).copy_(states)  # from the device straight into out
+                self._to_host(stage[: k + 1 - first].permute(2, 0, 1)[: len(out)], out[:, first : k + 1])
+
+    def _to_host(self, states, out):
+        """Copy ``states`` (rows, outputs, n_state) into the NumPy view ``out`` of the result."""
+        if self.device.type == "cpu":
+            torch.from_numpy(out).copy_(states)
+            return
+        # From a GPU into a strided view of pageable memory, copy_ takes a slow path (91 ms of
+        # a 146 ms call of 131,072 states on an H200); laid out on the device, copied into
+        # pinned memory (which torch keeps for reuse), then by NumPy into the view, it is fast.
+        pinned = torch.empty(states.shape, dtype=states.dtype, pin_memory=True)
+        pinned.copy_(states.contiguous())
+        out[...] = pinned.numpy()
 
     def _to_device(self, array):
         return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=self.device)
