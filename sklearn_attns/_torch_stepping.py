@@ -37,8 +37,8 @@ import torch
 from ._timing import fastest_times
 from .conditions import Conditions
 
-__all__ = ["CheckedCompiled", "TorchStepper", "accepts_tensors", "compile_candidate", "fresh_code",
-           "fused_steps", "transposed_rhs"]
+__all__ = ["CheckedCompiled", "TorchStepper", "accepts_tensors", "compile_candidate", "copy_to_host",
+           "fresh_code", "fused_steps", "transposed_rhs"]
 
 # Most fine steps fused into one compiled call: compile time grows with it.
 _MAX_FUSED_STEPS = 4
@@ -152,20 +152,7 @@ class TorchStepper:
             stage[k % staged] = v
             if k % staged == staged - 1 or k == n_block - 1:
                 first = k - k % staged
-                self._to_host(stage[: k + 1 - first].permute(2, 0, 1)[: len(out)], out[:, first : k + 1])
-
-    def _to_host(self, states, out):
-        """Copy ``states`` (rows, outputs, n_state) into the NumPy view ``out`` of the result."""
-        if self.device.type == "cpu":
-            torch.from_numpy(out).copy_(states)
-            return
-        # From a GPU into a strided view of pageable memory, copy_ takes a slow path (91 ms of
-        # a 146 ms call of 131,072 states on an H200). Laid out on the device, copied into
-        # pinned memory (which torch keeps for reuse), then by NumPy into the view: that call
-        # 113 -> 63 ms (through pageable memory instead: 111 ms); work_precision_gpu_h200.log.
-        pinned = torch.empty(states.shape, dtype=states.dtype, pin_memory=True)
-        pinned.copy_(states.contiguous())
-        out[...] = pinned.numpy()
+                copy_to_host(stage[: k + 1 - first].permute(2, 0, 1)[: len(out)], out[:, first : k + 1])
 
     def _to_device(self, array):
         return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=self.device)
@@ -185,6 +172,21 @@ class TorchStepper:
     def __setstate__(self, state):
         state["device"] = torch.device(state["device"])
         self.__dict__.update(state)
+
+
+def copy_to_host(states, out):
+    """Copy the tensor ``states`` into ``out``, a NumPy array or a view of one, of its shape."""
+    if states.device.type == "cpu":
+        torch.from_numpy(out).copy_(states)
+        return
+    # From a GPU into a strided view of pageable memory, copy_ takes a slow path (91 ms of
+    # a 146 ms make_trajectories call of 131,072 states on an H200). Laid out on the device,
+    # copied into pinned memory (which torch keeps for reuse), then by NumPy into the view:
+    # that call 113 -> 63 ms (through pageable memory instead: 111 ms); see
+    # docs/benchmark_logs/work_precision_gpu_h200.log.
+    pinned = torch.empty(states.shape, dtype=states.dtype, pin_memory=True)
+    pinned.copy_(states.contiguous())
+    out[...] = pinned.numpy()
 
 
 def _pad(array, rows):

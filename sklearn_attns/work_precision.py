@@ -110,9 +110,10 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
         ``compile=True`` with compiled classical steps, or it gains from the compiler what
         it is credited to its network.
     device : str or torch.device, default="cpu"
-        Where the torch backends step (``"cpu"``, ``"cuda"``, ``"cuda:N"``): compare hybrid
-        solvers on a GPU with classical steps on the same GPU (``make_trajectories`` then
-        steps as many rows at once as fit a quarter of its free memory).
+        Where the torch backends step (``"cpu"``, ``"cuda"``, ``"cuda:N"``), and, on a GPU,
+        a linear system's propagator: compare hybrid solvers on a GPU with classical steps
+        on the same GPU (``make_trajectories`` then steps as many rows at once as fit a
+        quarter of its free memory).
     linear_shortcut : bool, default=True
         For a linear system (``du/dt = A u``), step classical methods as
         ``make_trajectories`` does: one product with the exact propagator of the
@@ -181,7 +182,7 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
             for r in refinements:
                 row = dict(method=method, family="classical", step=dt / r, integrator=integrator.name,
                            backend=backend_)
-                if backend_.startswith("torch"):
+                if _steps_on(backend_, device):
                     row["device"] = str(device)
                 methods.append((row, lambda stepper=stepper, r=r: stepper(u0, dt, r, n_steps)))
     subset = X_test[:n_reference]
@@ -207,7 +208,7 @@ def work_precision(X_test, dt, solvers=None, *, system=None, classical=None,
         if verbose:
             print(f"work_precision: {row['method']} step {row['step']:.4g}: {row['seconds']:.4g} s, "
                   f"error {row['error']:.3e}")
-    on = f" on {device}" if any(b.startswith("torch") for b in backends) else ""
+    on = f" on {device}" if any(_steps_on(b, device) for b in backends) else ""
     return WorkPrecision(rows, dt=dt, n_trajectories=n, n_times=n_times, system=system.label,
                          backend=", ".join(backends) + on)
 
@@ -290,9 +291,15 @@ def _check_classical(classical, base, solvers, dt):
     return checked
 
 
-# How each backend asks make_trajectories to step: (with torch on the device, compiled).
-_MAKE_TRAJECTORIES_PATHS = {"numpy": (False, False), "propagator": (False, False),
+# How each backend asks make_trajectories to step: (given the device, compiled). The
+# propagator's products run with torch on a GPU device, with NumPy on the CPU.
+_MAKE_TRAJECTORIES_PATHS = {"numpy": (False, False), "propagator": (True, False),
                             "torch": (True, False), "torch-compile": (True, True)}
+
+
+def _steps_on(backend, device):
+    """Whether ``backend`` steps on ``device`` (a torch.device; else with NumPy on the CPU)."""
+    return backend.startswith("torch") or (backend == "propagator" and device.type != "cpu")
 
 
 def _stepper(system, integrator, backend, device):

@@ -331,6 +331,36 @@ def test_cuda_steps_compile_a_single_candidate(monkeypatch, fresh_cache):
     assert relative_difference(on_gpu, make_trajectories(ElasticPendulum(), compile=False, **COMMON)) < 1e-12
 
 
+def test_the_linear_shortcut_on_a_device_takes_the_same_products(monkeypatch):
+    # The device path run on the CPU, in batches of 3 rows and 2 staged outputs: each
+    # output is the same product with the propagator, so the paths agree to rounding.
+    from sklearn_attns.integrators import get_integrator
+    from sklearn_attns.systems import SpringMass
+
+    chain = SpringMass(n_masses=5)
+    u0 = chain.sample_initial_conditions(7, random_state=0)
+    monkeypatch.setattr("sklearn_attns.devices.rows_in_memory", lambda device, bytes_per_row: 3)
+    monkeypatch.setattr(torch_stepping, "_STAGED_BYTES", 2 * 3 * chain.n_state * 8)
+    on_numpy, how = datasets._integrate_linear(chain.linear_operator, get_integrator("rk4"), u0, 0.05, 4, 9)
+    assert how == "linear shortcut"
+    on_device = np.full_like(on_numpy, np.nan)
+    on_device[:, 0] = u0
+    datasets._propagate_on(torch.device("cpu"), np.linalg.matrix_power(
+        get_integrator("rk4").stability_polynomial(0.05 * chain.linear_operator), 4).T, on_device)
+    np.testing.assert_allclose(on_device, on_numpy, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="needs a CUDA GPU; the test above runs its products on the CPU")
+def test_cuda_linear_shortcut_agrees_with_numpy(capsys):
+    from sklearn_attns.systems import SpringMass
+
+    chain = SpringMass(n_masses=20)
+    on_gpu = make_trajectories(chain, device="cuda", verbose=1, **COMMON)
+    assert "linear shortcut on cuda" in capsys.readouterr().out
+    assert relative_difference(on_gpu, make_trajectories(chain, **COMMON)) < 1e-12
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given where CUDA is absent")
 def test_cuda_without_cuda_says_so():
     with pytest.raises(ValueError, match="CUDA is not available"):

@@ -366,15 +366,22 @@ def test_k_and_the_plain_time_of_a_hybrid_with_substeps_are_per_substep():
     assert result.free_network_speedup("h", "base").hybrid_seconds == pytest.approx(0.04)
 
 
-def test_linear_systems_use_the_exact_propagator():
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)"))])
+def test_linear_systems_use_the_exact_propagator(device):
     system = SpringMass(n_masses=2)
     X = make_trajectories(system, 4, t_end=1.0, dt=DT, fine_dt=1e-3, random_state=0)
-    fast = work_precision(X, DT, system=system, classical={"rk4": (1, 2)}, reference_tolerances=(), repeats=1)
+    fast = work_precision(X, DT, system=system, classical={"rk4": (1, 2)}, reference_tolerances=(), repeats=1,
+                          device=device)
     stepped = work_precision(X, DT, system=system, classical={"rk4": (1, 2)}, reference_tolerances=(),
                              repeats=1, linear_shortcut=False)
     assert set(fast.curves()) == {"rk4 [propagator]"} and set(stepped.curves()) == {"rk4"}
     np.testing.assert_allclose([r["error"] for r in fast.curves()["rk4 [propagator]"]],
                                [r["error"] for r in stepped.curves()["rk4"]], rtol=1e-6)
+    # The propagator's products run on a GPU device, with NumPy on the CPU.
+    named = str(torch.device(device)) if device != "cpu" else None
+    assert {r.get("device") for r in fast.curves()["rk4 [propagator]"]} == {named}
+    assert fast.backend == "propagator" + (f" on {named}" if named else "")
 
 
 def test_bad_arguments_are_named(pendulum):
