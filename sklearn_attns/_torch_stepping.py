@@ -298,19 +298,20 @@ class CheckedCompiled:
         return float((got - expected).abs().nan_to_num(nan=float("inf")).max())
 
 
-# Inductor settings tried for every compiled function. Realising each buffer that is read
+# Inductor settings tried for every compiled function on the CPU. Realising each buffer that is read
 # three times or more (Inductor's default: four) keeps it from recomputing a right-hand side
 # inside the kernels that use it: a hybrid N-body step 1.25x faster, the 2-link pendulum's
 # fused RK4 steps 1.3x (realising every buffer read twice, tried before, cost 1.2x on the
 # latter); on the elastic pendulum both settings run alike. Both are compiled and timed, as
-# neither is known to win on every system.
+# neither is known to win on every system (on a GPU, see inductor_variants).
 INDUCTOR_VARIANTS = ({"realize_reads_threshold": 3}, {})
 
 
 def inductor_variants(device):
     """The Inductor settings compiled for ``device``: ``INDUCTOR_VARIANTS`` on the CPU,
     where they were measured; Inductor's default alone on a GPU, where compiling is the
-    cost that counts (3-23 s per function on an H200, twice that with two candidates)."""
+    cost that counts (on an H200, 1-35 s per function with one candidate; the elastic
+    pendulum's work-precision measurement took 42 s with one, 108-111 s with two)."""
     return INDUCTOR_VARIANTS if device.type == "cpu" else ({},)
 
 

@@ -127,8 +127,8 @@ def make_trajectories(
         steps to rounding.
     compile : {"auto", True, False}, default="auto"
         Fuse the fine steps with ``torch.compile`` (the right-hand side must accept
-        torch tensors). Compiling takes 20-120 s the first time in a process (two
-        candidate fusions are compiled and the faster kept; less when Inductor's on-disk
+        torch tensors). Compiling takes 20-120 s the first time in a process (on the CPU
+        two candidate fusions are compiled and the faster kept; less when Inductor's on-disk
         cache already holds the graphs), so ``"auto"`` compiles only when the job would
         keep the NumPy steps busy for over two minutes (estimated from a few timed steps).
         A compiled step is checked against the eager one once; if they disagree or
@@ -373,7 +373,7 @@ def _propagate_on(device, propagator_t, X):
 
     n, n_outputs, n_state = X.shape
     propagator_t = torch.as_tensor(propagator_t, device=device)
-    rows = min(n, rows_in_memory(device, 8 * n_state * 4))
+    rows = max(1, min(n, rows_in_memory(device, 8 * n_state * 4)))
     with torch.no_grad():
         for start in range(0, n, rows):
             batch = slice(start, start + rows)
