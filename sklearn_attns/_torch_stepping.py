@@ -38,7 +38,7 @@ from ._timing import fastest_times
 from .conditions import Conditions
 
 __all__ = ["CheckedCompiled", "TorchStepper", "accepts_tensors", "compile_candidate", "copy_to_host",
-           "fresh_code", "fused_steps", "transposed_rhs"]
+           "fresh_code", "fused_steps", "staged_to_host", "transposed_rhs"]
 
 # Most fine steps fused into one compiled call: compile time grows with it.
 _MAX_FUSED_STEPS = 4
@@ -133,26 +133,23 @@ class TorchStepper:
         return out
 
     def _steps(self, function, v, params, offsets, out, n0, n_block, conditioning):
-        to_device = self._to_device
-        # States gather on the device and go to the host a few at a time (on a GPU one
-        # copy per output would stall it), at most _STAGED_BYTES of them.
-        staged = max(1, min(n_block, _STAGED_BYTES // (8 * v.numel())))
-        stage = torch.empty((staged, *v.shape), dtype=v.dtype, device=v.device)
-        for k, n in enumerate(range(n0, n0 + n_block)):
-            t = None
-            if self.system.conditioned:
-                t = to_device(_pad(conditioning.t0 + n * conditioning.dt, self.rows))
-            for i, j0 in enumerate(range(0, self.substeps, self.fuse)):
-                window = None
-                if conditioning.inputs is not None:
-                    # (fuse + 1, n_inputs, rows): each input component contiguous across rows
-                    window = _pad(conditioning.fine_inputs(n, j0, self.fuse), self.rows)
-                    window = to_device(window.transpose(1, 2, 0))
-                v = function(v, t, offsets[i], params, window)
-            stage[k % staged] = v
-            if k % staged == staged - 1 or k == n_block - 1:
-                first = k - k % staged
-                copy_to_host(stage[: k + 1 - first].permute(2, 0, 1)[: len(out)], out[:, first : k + 1])
+        def states():
+            nonlocal v
+            for n in range(n0, n0 + n_block):
+                t = None
+                if self.system.conditioned:
+                    t = self._to_device(_pad(conditioning.t0 + n * conditioning.dt, self.rows))
+                for i, j0 in enumerate(range(0, self.substeps, self.fuse)):
+                    window = None
+                    if conditioning.inputs is not None:
+                        # (fuse + 1, n_inputs, rows): each input component contiguous across rows
+                        window = _pad(conditioning.fine_inputs(n, j0, self.fuse), self.rows)
+                        window = self._to_device(window.transpose(1, 2, 0))
+                    v = function(v, t, offsets[i], params, window)
+                yield v
+
+        # (outputs, n_state, rows) -> (rows, outputs, n_state), without the padding rows
+        staged_to_host(states(), out, lambda block: block.permute(2, 0, 1)[: len(out)])
 
     def _to_device(self, array):
         return torch.as_tensor(np.ascontiguousarray(array, dtype=np.float64), device=self.device)
@@ -172,6 +169,23 @@ class TorchStepper:
     def __setstate__(self, state):
         state["device"] = torch.device(state["device"])
         self.__dict__.update(state)
+
+
+def staged_to_host(states, out, to_rows):
+    """Write the device states yielded by ``states``, one per output, into ``out`` (rows,
+    outputs, n_state) on the host. They gather on the device and go to the host a few at a
+    time (on a GPU one copy per output would stall it), at most ``_STAGED_BYTES`` of them;
+    ``to_rows`` lays a gathered block ``(outputs, *state shape)`` out as ``(rows, outputs,
+    n_state)``."""
+    n_outputs, stage = out.shape[1], None
+    for k, v in enumerate(states):
+        if stage is None:
+            staged = max(1, min(n_outputs, _STAGED_BYTES // (v.element_size() * v.numel())))
+            stage = torch.empty((staged, *v.shape), dtype=v.dtype, device=v.device)
+        stage[k % staged] = v
+        if k % staged == staged - 1 or k == n_outputs - 1:
+            first = k - k % staged
+            copy_to_host(to_rows(stage[: k + 1 - first]), out[:, first : k + 1])
 
 
 def copy_to_host(states, out):
@@ -318,6 +332,8 @@ def inductor_variants(device):
 def _device_of(args):
     tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
     return tensors[0].device if tensors else torch.device("cpu")
+
+
 # Timed calls per candidate when choosing the fastest.
 _TUNING_CALLS = 7
 

@@ -364,27 +364,26 @@ def _integrate_linear(operator, integrator, u0, fine_dt, substeps, n_steps, devi
 
 def _propagate_on(device, propagator_t, X):
     """Fill ``X[:, 1:]`` from ``X[:, 0]`` by products with ``propagator_t`` on ``device``
-    (float64), as many rows at a time as fit a quarter of its free memory; the states go
-    to the host a few outputs at a time (at most ``_STAGED_BYTES`` of them)."""
+    (float64), as many rows at a time as fit a quarter of its free memory."""
     import torch
 
-    from ._torch_stepping import _STAGED_BYTES, copy_to_host
+    from ._torch_stepping import staged_to_host
     from .devices import rows_in_memory
 
     n, n_outputs, n_state = X.shape
     propagator_t = torch.as_tensor(propagator_t, device=device)
     rows = max(1, min(n, rows_in_memory(device, 8 * n_state * 4)))
+
+    def states(u):
+        for _ in range(n_outputs - 1):
+            u = u @ propagator_t
+            yield u
+
     with torch.no_grad():
         for start in range(0, n, rows):
             batch = slice(start, start + rows)
-            u = torch.as_tensor(X[batch, 0], device=device)
-            staged = max(1, min(n_outputs - 1, _STAGED_BYTES // (8 * u.numel())))
-            stage = torch.empty((staged, *u.shape), dtype=u.dtype, device=device)
-            for k in range(n_outputs - 1):
-                stage[k % staged] = u = u @ propagator_t
-                if k % staged == staged - 1 or k == n_outputs - 2:
-                    first = k - k % staged
-                    copy_to_host(stage[: k + 1 - first].transpose(0, 1), X[batch, first + 1 : k + 2])
+            staged_to_host(states(torch.as_tensor(X[batch, 0], device=device)), X[batch, 1:],
+                           lambda block: block.transpose(0, 1))
 
 
 class _NumpyStepper:
