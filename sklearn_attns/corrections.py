@@ -16,7 +16,9 @@ csm        ``u + dt S``                 ``Net(u + dt S)`` (network sees the solv
 =========  ===========================  ================================================
 
 On a grid (a system with a :class:`~sklearn_attns.grids.GridLayout`), ``module="conv"``
-builds a local, weight-shared correction (:class:`LocalConvNet`), and :func:`with_state`
+builds a local, weight-shared correction (:class:`LocalConvNet`); ``module="polynomial"``
+is a :class:`Polynomial` in the network's input, fitted by least squares instead of by
+gradient steps (for an additive correction: every one but attns-m); :func:`with_state`
 makes any correction's network see the state ``u`` beside its own input (for AttNS:
 ``S`` and ``u`` together).
 
@@ -26,6 +28,8 @@ size whatever the magnitude of the states; its last layer starts at zero, so an 
 correction leaves the base solver unchanged.
 """
 
+import itertools
+import math
 import numbers
 
 import numpy as np
@@ -36,7 +40,7 @@ from ._torch_stepping import CheckedCompiled, transposed_rhs
 from .rhs_adapter import NumpyRHS
 
 __all__ = ["CORRECTIONS", "ACTIVATIONS", "MODULES", "get_correction", "with_state", "build_network",
-           "cpu_block_rows", "Rational", "ChannelSine", "LocalConvNet", "HybridStep"]
+           "cpu_block_rows", "Rational", "ChannelSine", "LocalConvNet", "Polynomial", "HybridStep"]
 
 
 class Correction:
@@ -45,6 +49,9 @@ class Correction:
     name = "none"
     uses_network = False
     default_activation = "rational"
+    # delta is the (scaled) network output itself, so a network linear in its parameters
+    # fits the training loss exactly by least squares.
+    additive = True
 
     def __init__(self, attention_input="S"):
         self.attention_input = attention_input
@@ -67,7 +74,7 @@ class AttNS(Correction):
 
 
 class AttNSMultiplicative(Correction):
-    name, uses_network = "attns-m", True
+    name, uses_network, additive = "attns-m", True, False
 
     def delta(self, output, slope, dt):
         return dt * slope * output
@@ -109,7 +116,7 @@ class _WithState(Correction):
 
     def __init__(self, base):
         self.base = base
-        self.name, self.uses_network = f"{base.name}+u", base.uses_network
+        self.name, self.uses_network, self.additive = f"{base.name}+u", base.uses_network, base.additive
         self.default_activation, self.attention_input = base.default_activation, base.attention_input
 
     def features(self, u, slope, dt):
@@ -338,13 +345,89 @@ class _ChannelsLast(nn.Module):
         return self.body(x.transpose(1, 2)).transpose(1, 2)
 
 
-MODULES = ("mlp", "lstm", "transformer", "conv")
+class Polynomial(nn.Module):
+    """A polynomial of total degree ``degree`` in the ``n_features`` inputs, per output.
+
+    ``output = monomials(z) @ coefficients``: the ``n_terms = comb(n_features + degree,
+    degree)`` monomials of degree 0 to ``degree`` (the constant first), times coefficients of
+    shape ``(n_terms, n_outputs)`` that start at zero. Linear in its coefficients, it is
+    fitted by least squares (:func:`~sklearn_attns.training.fit_least_squares`), not by
+    gradient steps. Eager, it builds the ``(rows, n_terms)`` matrix of monomials and
+    multiplies; inside ``torch.compile`` it evaluates each output as nested Horner sums on the
+    input's columns instead, which Inductor fuses into one pass over the rows without that
+    matrix (several times faster in the compiled hybrid step).
+
+    Parameters
+    ----------
+    n_features : int
+        Inputs.
+    n_outputs : int
+        Outputs.
+    degree : int
+        Total degree (1 is affine).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_attns.corrections import Polynomial
+    >>> poly = Polynomial(2, 1, degree=2).double()
+    >>> poly.terms      # exponents as input indices: 1, z0, z1, z0^2, z0 z1, z1^2
+    [(), (0,), (1,), (0, 0), (0, 1), (1, 1)]
+    >>> with torch.no_grad():
+    ...     _ = poly.coefficients[:, 0].copy_(torch.tensor([1.0, 0, 0, 0, 2, 0]))   # 1 + 2 z0 z1
+    >>> poly(torch.tensor([[1.0, 3.0]], dtype=torch.float64))
+    tensor([[7.]], dtype=torch.float64, grad_fn=<MmBackward0>)
+    """
+
+    def __init__(self, n_features, n_outputs, degree):
+        super().__init__()
+        self.n_features, self.degree = n_features, degree
+        self.terms = [combo for d in range(degree + 1)
+                      for combo in itertools.combinations_with_replacement(range(n_features), d)]
+        self.coefficients = nn.Parameter(torch.zeros(len(self.terms), n_outputs))
+
+    @property
+    def n_terms(self):
+        return len(self.terms)
+
+    def monomials(self, z):
+        """The ``(rows, n_terms)`` matrix of monomials of ``z``, in its dtype."""
+        products = {(): torch.ones_like(z[:, 0])}
+        for combo in self.terms[1:]:  # each is a shorter one (listed before it) times one input
+            products[combo] = products[combo[:-1]] * z[:, combo[-1]]
+        return torch.stack([products[combo] for combo in self.terms], 1)
+
+    def forward(self, z):
+        if torch.compiler.is_compiling():
+            return self._nested_horner(z)
+        return self.monomials(z) @ self.coefficients
+
+    def _nested_horner(self, z):
+        # c_() + z0 (c_(0) + z0 (...) + z1 (...)) + z1 (...): each monomial's coefficient once,
+        # one multiply-add per term, on columns (each input contiguous across the rows).
+        columns, row = z.t(), {combo: k for k, combo in enumerate(self.terms)}
+
+        def tail(prefix, first, coefficients):
+            total = coefficients[row[prefix]]
+            if len(prefix) < self.degree:
+                for i in range(first, self.n_features):
+                    total = total + columns[i] * tail(prefix + (i,), i, coefficients)
+            return total
+
+        n_outputs = self.coefficients.shape[1]
+        return torch.stack([tail((), 0, self.coefficients[:, j]) for j in range(n_outputs)], 1)
+
+
+# Terms of a Polynomial: its least-squares fit holds an (n_terms, n_terms) float64 triangle.
+MAX_POLYNOMIAL_TERMS = 5000
+
+MODULES = ("mlp", "lstm", "transformer", "conv", "polynomial")
 # Per torch thread: about one core's L2 cache (2 MiB on the Xeons measured).
 CPU_BLOCK_BYTES = 2 * 2**20
 
 
 def build_network(n_features, depth=2, width=1024, activation="rational", skip_connection=False, module="mlp",
-                  n_outputs=None, layout=None, kernel_size=5, extra_inputs=0):
+                  n_outputs=None, layout=None, kernel_size=5, extra_inputs=0, degree=3):
     """Build the correction network of the paper's equation (8), or a local one on a grid.
 
     ``W_h o a o ... o a o W_1``, from ``n_features`` to ``n_outputs`` (default: itself).
@@ -363,12 +446,14 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
         "tanh", "gelu".
     skip_connection : bool, default=False
         Add a learnable multiple of the input to the output (Table 2); it starts at 0.
-    module : {"mlp", "lstm", "transformer", "conv"}, default="mlp"
+    module : {"mlp", "lstm", "transformer", "conv", "polynomial"}, default="mlp"
         "mlp" is Eq. (8); "lstm" and "transformer" are Table 2's alternatives, reading the
         components as a sequence with hidden size ``width`` (``depth`` and ``activation``
         then do not apply). "conv" is a local, weight-shared :class:`LocalConvNet` on the
         grid of ``layout``: ``depth`` convolutions of ``kernel_size`` points with
-        ``width`` hidden channels; it runs on any number of grid points.
+        ``width`` hidden channels; it runs on any number of grid points. "polynomial" is a
+        :class:`Polynomial` of total degree ``degree`` (only ``degree`` and ``n_outputs``
+        apply).
     n_outputs : int, default=None
         Output dimension (the state dimension); None is ``n_features``. The skip
         connection adds a multiple of the first ``n_outputs`` inputs.
@@ -380,6 +465,9 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     extra_inputs : int, default=0
         ``module="conv"`` only: input channels beyond the ``n_fields`` of the features,
         e.g. ``n_fields`` for a correction that also sees the state (:func:`with_state`).
+    degree : int, default=3
+        ``module="polynomial"`` only: its total degree; it has ``comb(n_features + degree,
+        degree)`` terms, at most ``MAX_POLYNOMIAL_TERMS``.
 
     Returns
     -------
@@ -403,7 +491,7 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}.")
     n_outputs = n_features if n_outputs is None else n_outputs
-    if module not in ("mlp", "conv") and n_outputs != n_features:
+    if module in ("lstm", "transformer") and n_outputs != n_features:
         raise ValueError(f"module={module!r} reads the state components as a sequence and cannot take the "
                          "conditioning of a time-dependent, parametric or forced system; use module='mlp'.")
     if module == "conv":
@@ -415,6 +503,8 @@ def build_network(n_features, depth=2, width=1024, activation="rational", skip_c
     if extra_inputs:
         raise ValueError(f"extra_inputs is supported by module='conv' only, got extra_inputs="
                          f"{extra_inputs!r} with module={module!r}.")
+    if module == "polynomial":
+        return _build_polynomial(n_features, n_outputs, degree)
     if module != "mlp":
         net = _ComponentSequence(n_features, width, module)
         return _Skip(net, n_features) if skip_connection else net
@@ -452,18 +542,32 @@ def _build_conv(n_features, depth, width, activation, skip_connection, layout, k
                         int(extra_inputs), skip_connection)
 
 
+def _build_polynomial(n_features, n_outputs, degree):
+    if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 1:
+        raise ValueError(f"degree must be an int >= 1, got {degree!r}.")
+    n_terms = math.comb(n_features + degree, degree)
+    if n_terms > MAX_POLYNOMIAL_TERMS:
+        raise ValueError(f"module='polynomial' of degree={degree} in {n_features} inputs has {n_terms} "
+                         f"terms, more than the {MAX_POLYNOMIAL_TERMS} its least-squares fit allows; lower "
+                         "degree, or use module='mlp' (the inputs are the correction's features, the state "
+                         "with state_input, and the conditioning).")
+    return Polynomial(n_features, n_outputs, int(degree))
+
+
 def cpu_block_rows(network, threads=None):
     """Rows per block for CPU inference: a block's widest hidden layer fills at most
     ``CPU_BLOCK_BYTES`` per torch thread (``threads``, default ``torch.get_num_threads()``),
     so the activation's elementwise pass reads it from cache rather than from memory
-    (``benchmarks/bench_inference.py`` measures the gain). None (no blocks) without a
+    (``benchmarks/bench_inference.py`` measures the gain); a :class:`Polynomial`'s matrix of
+    monomials counts as a layer of ``n_terms``. None (no blocks) without a
     network, and for the sequence modules and the convolutional one, whose activations per row
     are ``n_features x width``."""
     if network is None or any(isinstance(m, (_ComponentSequence, LocalConvNet)) for m in network.modules()):
         return None
     threads = torch.get_num_threads() if threads is None else threads
     parameter = next(network.parameters())
-    widest = max([m.out_features for m in network.modules() if isinstance(m, nn.Linear)] + [1])
+    widest = max([m.out_features for m in network.modules() if isinstance(m, nn.Linear)]
+                 + [m.n_terms for m in network.modules() if isinstance(m, Polynomial)] + [1])
     return max(1, CPU_BLOCK_BYTES * threads // (widest * parameter.element_size()))
 
 

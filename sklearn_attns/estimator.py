@@ -10,6 +10,7 @@ import copy
 import inspect
 import numbers
 import threading
+import time
 import warnings
 from collections import namedtuple
 
@@ -51,7 +52,7 @@ from .metrics import trajectory_mse
 from .rhs_adapter import torch_rhs
 from .rollout import RolloutWarning, rollout
 from .systems import ODESystem, as_system, linear_operator_of
-from .training import EarlyStopping, RolloutData, TeacherForcedData, train_epochs
+from .training import EarlyStopping, RolloutData, TeacherForcedData, fit_least_squares, train_epochs
 from .trajectories import check_conditions, check_trajectory_set
 
 __all__ = [
@@ -148,13 +149,22 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "rational" otherwise).
     skip_connection : bool, default=False
         Add a learnable multiple of the network input to its output (Table 2).
-    module : {"mlp", "lstm", "transformer", "conv"}, default="mlp"
+    module : {"mlp", "lstm", "transformer", "conv", "polynomial"}, default="mlp"
         The network: the paper's Eq. (8), Table 2's LSTM / Transformer modules that
         read the state components as a sequence (hidden size ``width``), or, for a system
         on a grid (``system.layout``), a local, weight-shared convolutional network
         (:class:`~sklearn_attns.corrections.LocalConvNet`: ``depth`` convolutions of
         ``kernel_size`` points, ``width`` channels) that also rolls out on a longer
-        periodic domain with the same spacing.
+        periodic domain with the same spacing. "polynomial" is a polynomial of total
+        ``degree`` in the standardised input (:class:`~sklearn_attns.corrections.Polynomial`),
+        fitted in one linear least-squares solve on the teacher-forced steps, not by Adam
+        (the training parameters ``learning_rate``, ``max_epochs``, ``n_iter_no_change``
+        and ``tol`` then do not apply, nor ``depth``, ``width``, ``activation`` and
+        ``skip_connection``). On small state spaces with a smooth residual it is far more
+        accurate and cheaper than the networks: it is the correction that pays on the
+        pendulums in the user guide's "Does it pay?". Use it with ``dtype="float64"`` and
+        ``state_input=True`` there, and ``compile=True`` (the compiled step evaluates it in
+        one fused pass).
     attention_input : {"S", "S*dt"}, default="S"
         What the attention of attns / attns-m sees (Table 2). The inputs are
         standardised, so the two differ only by rounding unless the scale is degenerate.
@@ -170,6 +180,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     kernel_size : int, default=5
         Points per convolution of ``module="conv"`` (odd); its receptive field is
         ``depth * (kernel_size - 1) + 1`` points.
+    degree : int, default=3
+        Total degree of ``module="polynomial"``: ``comb(n_inputs + degree, degree)``
+        coefficients per state component (165 at degree 3 in the 8 inputs of a 4-state
+        system with ``state_input=True``), at most 5,000.
     rollout_steps : int, default=1
         Coarse steps unrolled per training sample; 1 is teacher forcing.
     input_noise : float, default=0.0
@@ -298,6 +312,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         "condition_network": [Boolean()],
         "state_input": [Boolean()],
         "kernel_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "degree": [Interval(numbers.Integral, 1, None, closed="left")],
         "rollout_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "input_noise": [Interval(numbers.Real, 0, None, closed="left")],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -333,6 +348,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         condition_network=True,
         state_input=False,
         kernel_size=5,
+        degree=3,
         rollout_steps=1,
         input_noise=0.0,
         learning_rate=1e-3,
@@ -365,6 +381,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         self.condition_network = condition_network
         self.state_input = state_input
         self.kernel_size = kernel_size
+        self.degree = degree
         self.rollout_steps = rollout_steps
         self.input_noise = input_noise
         self.learning_rate = learning_rate
@@ -403,9 +420,12 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                   "dt": config.dt, "correction": correction.name, "n_conditioning": int(n_conditioning)}
         if not correction.uses_network:
             return params
-        params.update(attention_input=self.attention_input, width=int(self.width),
-                      skip_connection=bool(self.skip_connection), module=self.module, dtype=self.dtype,
+        params.update(attention_input=self.attention_input, module=self.module, dtype=self.dtype,
                       state_input=bool(self.state_input))
+        if self.module == "polynomial":
+            params["degree"] = int(self.degree)
+            return params
+        params.update(width=int(self.width), skip_connection=bool(self.skip_connection))
         if self.module in ("mlp", "conv"):
             params["depth"] = int(self.depth)
             activation = correction.default_activation if self.activation is None else self.activation
@@ -469,6 +489,11 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         if self.rollout_steps > 1 and system.conditioned:
             raise ValueError("rollout_steps > 1 is not available for time-dependent, parametric or forced "
                              "systems; use rollout_steps=1.")
+        least_squares = self.module == "polynomial" and config.correction.uses_network
+        if least_squares and (self.rollout_steps > 1 or self.input_noise > 0):
+            raise ValueError(f"module='polynomial' is fitted by least squares on single noiseless steps, got "
+                             f"rollout_steps={self.rollout_steps} and input_noise={self.input_noise}; set "
+                             "rollout_steps=1 and input_noise=0, or use module='mlp'.")
         model_params = self._model_params(config, n_conditioning(system) if self.condition_network else 0)
         if warm:
             self._check_warm_start(model_params)
@@ -496,6 +521,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             "validation_scores_": [] if validation is not None else None,
             "n_iter_": self.n_iter_ if warm else 0, "best_loss_": None, "best_validation_score_": None,
         }
+        if least_squares:
+            return self._fit_least_squares(step, samples, validation, fitted)
         if not config.correction.uses_network or max_epochs == 0:
             self._set_fitted(fitted)
             return self
@@ -547,6 +574,33 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                           f"more than {CONVERGED_IMPROVEMENT:.0%} over the last {stopper.patience} epochs "
                           "(n_iter_no_change); more epochs would probably help.", ConvergenceWarning,
                           stacklevel=2)
+        return self
+
+    def _fit_least_squares(self, step, samples, validation, fitted):
+        """``module="polynomial"``: one least-squares solve, logged as one epoch."""
+        start = time.perf_counter()
+        if len(samples) < step.network.n_terms:
+            warnings.warn(f"{len(samples)} training steps for the {step.network.n_terms} terms of module="
+                          f"'polynomial' (degree={self.degree}): the fit passes through them exactly, and "
+                          "its training loss says nothing of its error elsewhere; lower degree or give more "
+                          "trajectories.", UserWarning, stacklevel=3)
+        loss = fit_least_squares(step, samples, loss_scale=samples.loss_scale)
+        if not np.isfinite(loss):
+            raise ValueError(f"the least-squares fit's training loss is {loss}: the monomials of degree="
+                             f"{self.degree} of the standardised training inputs overflow; lower degree.")
+        step.network.eval()
+        fitted.update(loss_curve_=[*fitted["loss_curve_"], loss], n_iter_=fitted["n_iter_"] + 1,
+                      best_loss_=loss)
+        said = f"least squares ({step.network.n_terms} terms, {len(samples)} steps): loss {loss:.4g}"
+        if validation is not None:
+            device, stride, n_state = fitted["device_"], fitted["stride_"], fitted["n_features_in_"]
+            rows = self._rollout_batch(device, n_state, max(validation.lengths) // stride + 1)
+            score = -_rollout_error(step, validation, stride, rows, device)
+            fitted.update(validation_scores_=[score], best_validation_score_=score, best_loss_=None)
+            said += f", validation score {score:.4g}"
+        if self.verbose:
+            print(f"{said}, {time.perf_counter() - start:.1f} s", flush=True)
+        self._set_fitted(fitted)
         return self
 
     def _training_budget(self, n_samples):
@@ -814,7 +868,7 @@ def integrator_of(model_params):
     return get_integrator(model_params["integrator"], substeps=model_params.get("substeps", 1))
 
 
-_NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module", "kernel_size")
+_NETWORK_ARGUMENTS = ("depth", "width", "activation", "skip_connection", "module", "kernel_size", "degree")
 
 
 def _correction(name, attention_input, state_input):

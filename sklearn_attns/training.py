@@ -17,7 +17,7 @@ from .conditions import Conditions
 from .corrections import rms
 
 __all__ = ["step_pairs", "TeacherForcedData", "RolloutData", "EarlyStopping", "subnormals_flushed",
-           "train_epochs"]
+           "train_epochs", "fit_least_squares"]
 
 
 def _chunks(n, size):
@@ -264,3 +264,44 @@ def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rat
             if stopper.update(score, network):
                 return True, False
         return False, False
+
+
+def fit_least_squares(step, data, *, loss_scale, block_rows=4096):
+    """Fit ``step``'s :class:`~sklearn_attns.corrections.Polynomial` to the teacher-forced
+    pairs of ``data`` (a :class:`TeacherForcedData`) by linear least squares; return the
+    training loss it reaches, the minimum of ``TeacherForcedData.batch_loss`` over the
+    coefficients.
+
+    For an additive correction (``delta`` is the network's output times ``output_scale``)
+    each output's part of the loss is, up to a constant factor, the squared error of the
+    monomials times its coefficients against its ``residual / output_scale``: one linear
+    least-squares problem with a column per output, solved in float64 whatever the
+    network's dtype, a block of ``block_rows`` rows at a time:
+    each block's monomials and targets are stacked under the triangle so far and reduced by
+    a QR factorisation (a tall-skinny QR), so memory holds ``(n_terms + n_state)^2`` values
+    beside one block, and the normal equations' squared condition number is never formed.
+    The triangle is solved by an SVD-based least squares (``gelsd``), which gives the
+    smallest coefficients where the monomials are linearly dependent (a constant input).
+    """
+    network = step.network
+    if not step.correction.additive:
+        raise ValueError(f"module='polynomial' is fitted by least squares, which needs a correction that "
+                         f"adds its network's output to the step; correction={step.correction.name!r} "
+                         "multiplies it (use 'attns', or module='mlp').")
+    triangle = None
+    with torch.no_grad():
+        for part in _chunks(len(data), max(block_rows, 2 * network.n_terms)):
+            features = step.network_input(data.u[part], data.slope[part], data._conditions(part))
+            block = torch.cat([network.monomials((features - step.input_mean) / step.input_scale),
+                               data.residual[part] / step.output_scale], 1)
+            stacked = block if triangle is None else torch.cat([triangle, block])
+            triangle = torch.linalg.qr(stacked, mode="r").R
+        triangle = triangle.cpu()
+        n_terms = network.n_terms
+        solution = torch.linalg.lstsq(triangle[:, :n_terms], triangle[:, n_terms:], driver="gelsd").solution
+        network.coefficients.copy_(solution.to(network.coefficients))
+        total = 0.0
+        for part in _chunks(len(data), block_rows):
+            index = torch.arange(part.start, part.stop, device=data.device)
+            total += float(data.batch_loss(step, index, loss_scale, 0.0, None)) * len(index)
+    return total / len(data)

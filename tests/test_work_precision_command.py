@@ -136,7 +136,7 @@ def test_fitted_solvers_are_saved_and_measured_again_without_fitting(quick_run, 
     assert sorted(path.name for path in (out / "models").iterdir()) == [f"elastic_w{setting.widths[0]}.npz"]
     result, _, timings = wp.run_system("elastic", setting, quick=True, fitted=out / "models",
                                        models=tmp_path / "models", say=lambda line: None)
-    assert "loaded from" in timings and "fit width" not in timings
+    assert "loaded from" in timings and "fit w" not in timings
     assert not (tmp_path / "models").exists()  # nothing fitted, nothing saved
     stored = json.loads((out / "work_precision_elastic.json").read_text())
     first = {row["method"]: row["error"] for row in stored if row["family"] == "hybrid"}
@@ -144,6 +144,23 @@ def test_fitted_solvers_are_saved_and_measured_again_without_fitting(quick_run, 
     other = wp._resolved(wp.SETTINGS["elastic"], True, {"dt": 0.1})
     with pytest.raises(wp.FittedSolverMismatch, match=r"fitted with .*'dt': 0.2.* needs .*'dt': 0.1"):
         wp.run_system("elastic", other, quick=True, fitted=out / "models", say=lambda line: None)
+
+
+@pytest.mark.slow  # fits and times tiny polynomials: a few seconds
+def test_polynomial_settings_fit_one_solver_per_degree_and_measure_them_again(tmp_path, capsys):
+    argv = ["work-precision", "--systems", "klink_poly", "--quick", "--degrees", "1", "2"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    report = (tmp_path / "a" / "work_precision.md").read_text()
+    assert "polynomial degrees [1, 2]" in report and "float64 network" in report
+    assert "| AttNS poly1 |" in report and "| AttNS poly2 |" in report
+    models = tmp_path / "a" / "models"
+    assert sorted(path.name for path in models.iterdir()) == ["klink_poly_poly1.npz", "klink_poly_poly2.npz"]
+    assert main([*argv, "--out", str(tmp_path / "b"), "--fitted", str(models)]) == 0
+    first, again = (json.loads((tmp_path / run / "work_precision_klink_poly.json").read_text())
+                    for run in "ab")
+    assert ({row["method"]: row["error"] for row in first if row["family"] == "hybrid"}
+            == {row["method"]: row["error"] for row in again if row["family"] == "hybrid"})
+    assert "loaded from" in capsys.readouterr().out
 
 
 @pytest.mark.slow  # makes the test data of a tiny run: a second
@@ -167,8 +184,9 @@ def test_out_that_is_a_file_exits_2(tmp_path, capsys):
 
 
 def test_settings_table_is_complete():
-    assert set(wp.SETTINGS) == {"elastic", "elastic_heun", "elastic_dop853", "klink", "klink_heun",
-                                "klink_euler", "klink_dop853", "chain", "nbody", "burgers", "grayscott"}
+    assert set(wp.SETTINGS) == {"elastic", "elastic_heun", "elastic_dop853", "elastic_poly", "klink",
+                                "klink_heun", "klink_euler", "klink_dop853", "klink_poly", "chain", "nbody",
+                                "burgers", "grayscott"}
     for name, setting in wp.SETTINGS.items():
         # The test outputs are whole hybrid steps apart and within the training horizon.
         ratio = setting.test_spacing / setting.dt

@@ -195,6 +195,7 @@ def _work_precision(args):
     torch.set_num_threads(args.threads)
     overrides = {"integrator": args.integrator, "dt": args.dt, "substeps": args.substeps,
                  "widths": None if args.widths is None else tuple(args.widths),
+                 "degrees": None if args.degrees is None else tuple(args.degrees),
                  "n_train": args.n_train, "n_test": args.n_test}
     if args.dt is not None:
         for name in args.systems:
@@ -258,7 +259,10 @@ def _add_work_precision(commands):
     parser.add_argument("--epochs", type=_epochs, metavar="N",
                         help="training epochs (default: auto, the solver's)")
     parser.add_argument("--widths", type=_positive_int, nargs="+", metavar="N",
-                        help="network widths (default: per system)")
+                        help="network widths of the systems corrected by networks (default: per system)")
+    parser.add_argument("--degrees", type=_positive_int, nargs="+", metavar="N",
+                        help="polynomial degrees of the systems corrected by a polynomial (*_poly; default: "
+                             "per system)")
     parser.add_argument("--integrator", type=_integrator, help="base integrator (default: per system)")
     parser.add_argument("--dt", type=_positive_float, help="the hybrid's step (default: per system)")
     parser.add_argument("--substeps", type=_positive_int, metavar="N",
