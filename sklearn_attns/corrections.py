@@ -355,7 +355,7 @@ class Polynomial(nn.Module):
     gradient steps. Eager, it builds the ``(rows, n_terms)`` matrix of monomials and
     multiplies; inside ``torch.compile`` it evaluates each output as nested Horner sums on the
     input's columns instead, which Inductor fuses into one pass over the rows without that
-    matrix (several times faster in the compiled hybrid step).
+    matrix. :meth:`for_compiler` is the form a compiled :class:`HybridStep` runs.
 
     Parameters
     ----------
@@ -399,23 +399,47 @@ class Polynomial(nn.Module):
 
     def forward(self, z):
         if torch.compiler.is_compiling():
-            return self._nested_horner(z)
+            return self._nested_horner(z, self.coefficients)
         return self.monomials(z) @ self.coefficients
 
-    def _nested_horner(self, z):
+    def for_compiler(self):
+        """A copy whose compiled form holds the coefficients as constants of the generated
+        code rather than reading them from a tensor. On the 2-link pendulum at degree 4 (495
+        terms) Inductor's C++ compilation of the compiled hybrid step failed with the tensor
+        form, twice, and took 211 s with constants (two candidates, one thread), after which a
+        rollout of 8,192 states over 5 steps ran in 22 ms. A snapshot: later changes to this
+        polynomial's coefficients do not reach it."""
+        return _ConstantPolynomial(self)
+
+    def _nested_horner(self, z, coefficients):
         # c_() + z0 (c_(0) + z0 (...) + z1 (...)) + z1 (...): each monomial's coefficient once,
         # one multiply-add per term, on columns (each input contiguous across the rows).
         columns, row = z.t(), {combo: k for k, combo in enumerate(self.terms)}
 
-        def tail(prefix, first, coefficients):
-            total = coefficients[row[prefix]]
+        def tail(prefix, first, j):
+            total = coefficients[row[prefix]][j]
             if len(prefix) < self.degree:
                 for i in range(first, self.n_features):
-                    total = total + columns[i] * tail(prefix + (i,), i, coefficients)
+                    total = total + columns[i] * tail(prefix + (i,), i, j)
             return total
 
-        n_outputs = self.coefficients.shape[1]
-        return torch.stack([tail((), 0, self.coefficients[:, j]) for j in range(n_outputs)], 1)
+        # Stacked output-major, as the columns: (rows, n_outputs) as a transposed view.
+        return torch.stack([tail((), 0, j) for j in range(len(coefficients[0]))]).t()
+
+
+class _ConstantPolynomial(Polynomial):
+    """:meth:`Polynomial.for_compiler`: the same polynomial, its coefficients also held as
+    Python floats for the compiler."""
+
+    def __init__(self, polynomial):
+        super().__init__(polynomial.n_features, polynomial.coefficients.shape[1], polynomial.degree)
+        self.coefficients = nn.Parameter(polynomial.coefficients.detach().clone(), requires_grad=False)
+        self.constants = self.coefficients.tolist()
+
+    def forward(self, z):
+        if torch.compiler.is_compiling():
+            return self._nested_horner(z, self.constants)
+        return super().forward(z)
 
 
 # Terms of a Polynomial: its least-squares fit holds an (n_terms, n_terms) float64 triangle.
@@ -559,10 +583,12 @@ def cpu_block_rows(network, threads=None):
     ``CPU_BLOCK_BYTES`` per torch thread (``threads``, default ``torch.get_num_threads()``),
     so the activation's elementwise pass reads it from cache rather than from memory
     (``benchmarks/bench_inference.py`` measures the gain); a :class:`Polynomial`'s matrix of
-    monomials counts as a layer of ``n_terms``. None (no blocks) without a
-    network, and for the sequence modules and the convolutional one, whose activations per row
-    are ``n_features x width``."""
-    if network is None or any(isinstance(m, (_ComponentSequence, LocalConvNet)) for m in network.modules()):
+    monomials counts as a layer of ``n_terms``. None (no blocks) without a network, for the
+    sequence modules and the convolutional one, whose activations per row are ``n_features x
+    width``, and for a polynomial's compiled form (:meth:`Polynomial.for_compiler`), which
+    builds no matrix of monomials."""
+    whole = (_ComponentSequence, LocalConvNet, _ConstantPolynomial)
+    if network is None or any(isinstance(m, whole) for m in network.modules()):
         return None
     threads = torch.get_num_threads() if threads is None else threads
     parameter = next(network.parameters())
@@ -608,6 +634,7 @@ class HybridStep(nn.Module):
         self.network_sees_conditions = network_sees_conditions
         self.network_dtype = None if network is None else next(network.parameters()).dtype
         self.compiled_network = self.compiled_step = self.compiled_rollout_step = None
+        self.network_for_compiler = None  # what the compiled functions trace (see compile)
         self.compiled_column_steps = {}  # (steps, rows) -> a CheckedCompiled of column_steps
         for name, value in (("input_mean", input_mean), ("input_scale", input_scale),
                             ("output_scale", output_scale)):
@@ -627,10 +654,16 @@ class HybridStep(nn.Module):
     def compile(self):
         """Run the network through ``torch.compile`` (fuses the activation's many elementwise
         operations; the first call compiles for tens of seconds, later ones reuse the cache).
-        The compiled wrapper is not a submodule, so the state dict and pickles are unchanged."""
+        The compiled wrapper is not a submodule, so the state dict and pickles are unchanged.
+        A network with a ``for_compiler()`` form (a :class:`Polynomial`) is compiled, and from
+        here on stepped, in that form."""
         if self.network is not None and self.compiled_network is None:
-            for name, function in (("compiled_network", self.network), ("compiled_step", self.step),
-                                   ("compiled_rollout_step", self.rollout_step)):
+            for_compiler = getattr(self.network, "for_compiler", None)
+            object.__setattr__(self, "network_for_compiler",
+                               self.network if for_compiler is None else for_compiler())
+            functions = (("compiled_network", self.network_for_compiler), ("compiled_step", self.step),
+                         ("compiled_rollout_step", self.rollout_step))
+            for name, function in functions:
                 object.__setattr__(self, name, torch.compile(function, dynamic=False))
         return self
 
@@ -665,7 +698,7 @@ class HybridStep(nn.Module):
     def step(self, u, conditions=None):
         slope = self.slope(u, conditions)
         # The plain network: when this whole step is compiled, it is compiled with it.
-        return u + self.dt * slope + self.correction_delta(u, slope, conditions, self.network)
+        return u + self.dt * slope + self.correction_delta(u, slope, conditions, self.traced_network)
 
     def rollout_step(self, u, block_rows=None, conditions=None):
         """``(step(u), finite)``, ``finite[i]`` saying whether row ``i`` is still finite:
@@ -712,7 +745,7 @@ class HybridStep(nn.Module):
             states = []
             for _ in range(steps):
                 slope = column_slope(v)
-                delta = self.correction_delta(v.t(), slope.t(), None, self.network)
+                delta = self.correction_delta(v.t(), slope.t(), None, self.traced_network)
                 v = v + self.dt * slope + delta.t()
                 states.append(v)
             states = torch.stack(states)
@@ -720,6 +753,11 @@ class HybridStep(nn.Module):
             return states, finite_steps
 
         return advance
+
+    @property
+    def traced_network(self):
+        """The network that steps run: after :meth:`compile`, its form for the compiler."""
+        return self.network if self.network_for_compiler is None else self.network_for_compiler
 
     def forward(self, u, conditions=None):
         # The compiled step fuses the base slope's arithmetic with the network.

@@ -54,7 +54,7 @@ def rollout(model, u0, n_steps, *, save_every=1, final_only=False, batch_size, d
     first_bad = np.full(len(u0), -1)
     on_cpu = device.type == "cpu"
     # Read at each call: the thread count may differ from that at fit (a worker process).
-    block_rows = cpu_block_rows(model.network) if on_cpu else None
+    block_rows = cpu_block_rows(model.traced_network) if on_cpu else None
     fuse = fused_steps(n_steps) if n_steps else 1
     with torch.no_grad():
         for start in range(0, len(u0), batch_size):

@@ -158,9 +158,19 @@ def test_warm_start_refits_and_keeps_the_degree():
         solver.set_params(degree=3).fit(X_TRAIN)
 
 
-def test_blocks_of_cpu_inference_count_the_monomials():
+def test_blocks_of_cpu_inference_count_the_monomials_until_compiled():
+    """Eager, the matrix of monomials is a layer of n_terms; compiled, the step runs the
+    polynomial's constant form, which builds no matrix and takes whole batches."""
     net = build_network(8, n_outputs=4, module="polynomial", degree=4).double()
     assert cpu_block_rows(net, threads=1) == 2 * 2**20 // (net.n_terms * 8)
+    step = polynomial_solver().fit(X_TRAIN).model_
+    assert step.traced_network is step.network
+    step.compile()
+    assert isinstance(step.traced_network, Polynomial) and step.traced_network is not step.network
+    assert cpu_block_rows(step.traced_network) is None
+    z = torch.randn(5, 4, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(step.traced_network(z), step.network(z), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("params, named", [
