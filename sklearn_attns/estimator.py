@@ -219,8 +219,10 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
     warm_start : bool, default=False
         Continue from the fitted network (and its scaling) instead of a fresh one. The
         network's parameters (``correction``, ``depth``, ``width``, ``activation``,
-        ``skip_connection``, ``module``, ``attention_input``, ``dtype``) must then be those
-        of the fitted one: a change raises ``ValueError`` naming it.
+        ``skip_connection``, ``module``, ``degree``, ``attention_input``, ``dtype``) must
+        then be those of the fitted one: a change raises ``ValueError`` naming it. A
+        polynomial (``module="polynomial"``) keeps its scaling and is fitted again on the new
+        data (its least-squares solution does not depend on where it starts).
     device : str or torch.device, default="auto"
         "auto" (CUDA when available), "cpu", "cuda", "cuda:N" or a ``torch.device``.
     dtype : {"float32", "float64"}, default="float32"
