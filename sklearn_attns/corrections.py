@@ -406,9 +406,10 @@ class Polynomial(nn.Module):
         """A copy whose compiled form holds the coefficients as constants of the generated
         code rather than reading them from a tensor. On the 2-link pendulum at degree 4 (495
         terms) Inductor's C++ compilation of the compiled hybrid step failed with the tensor
-        form, twice, and took 211 s with constants (two candidates, one thread), after which a
-        rollout of 8,192 states over 5 steps ran in 22 ms. A snapshot: later changes to this
-        polynomial's coefficients do not reach it."""
+        form, twice, and took 211 s with constants (two candidates, one thread, nothing
+        cached), after which a rollout of 8,192 states over 5 steps ran in 22 ms
+        (``variant.py`` in ``docs/benchmark_logs/work_precision_explorations_cpu.log``). A
+        snapshot: later changes to this polynomial's coefficients do not reach it."""
         return _ConstantPolynomial(self)
 
     def _nested_horner(self, z, coefficients):
