@@ -9,6 +9,7 @@ cannot).
 import itertools
 import math
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -217,3 +218,19 @@ def test_a_parametric_system_is_corrected_through_its_conditioning():
     hybrid = HybridSolverRegressor(module="polynomial", degree=3, **params).fit(X, params=train)
     plain = HybridSolverRegressor(correction="none", **params).fit(X, params=train)
     assert -hybrid.score(X_new, params=test) < 1e-3 * -plain.score(X_new, params=test)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on a GPU machine)")
+def test_a_gpu_fit_and_its_compiled_rollouts_agree_with_the_cpu():
+    """The least squares on the device (QR there, the small triangle solved on the host) and
+    the compiled constant form in a GPU kernel: the CPU's coefficients and rollouts."""
+    cpu = polynomial_solver(degree=3).fit(X_TRAIN)
+    gpu = polynomial_solver(degree=3, device="cuda").fit(X_TRAIN)
+    assert gpu.device_.type == "cuda"
+    np.testing.assert_allclose(gpu.model_.network.coefficients.detach().cpu().numpy(),
+                               cpu.model_.network.coefficients.detach().numpy(), rtol=1e-7, atol=1e-9)
+    expected = cpu.predict(X_TEST[:, 0], n_steps=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a compiled step that disagrees falls back, warning
+        compiled = gpu.set_params(compile=True).predict(X_TEST[:, 0], n_steps=5)
+    np.testing.assert_allclose(compiled, expected, rtol=1e-9, atol=1e-11)
