@@ -345,6 +345,10 @@ class _ChannelsLast(nn.Module):
         return self.body(x.transpose(1, 2)).transpose(1, 2)
 
 
+# Whether torch.compile is tracing the caller (torch.compiler.is_compiling from torch 2.3 on).
+_is_compiling = getattr(torch.compiler, "is_compiling", None) or torch._dynamo.is_compiling
+
+
 class Polynomial(nn.Module):
     """A polynomial of total degree ``degree`` in the ``n_features`` inputs, per output.
 
@@ -398,7 +402,7 @@ class Polynomial(nn.Module):
         return torch.stack([products[combo] for combo in self.terms], 1)
 
     def forward(self, z):
-        if torch.compiler.is_compiling():
+        if _is_compiling():
             return self._nested_horner(z, self.coefficients)
         return self.monomials(z) @ self.coefficients
 
@@ -438,7 +442,7 @@ class _ConstantPolynomial(Polynomial):
         self.constants = self.coefficients.tolist()
 
     def forward(self, z):
-        if torch.compiler.is_compiling():
+        if _is_compiling():
             return self._nested_horner(z, self.constants)
         return super().forward(z)
 
@@ -634,9 +638,9 @@ class HybridStep(nn.Module):
         self.network, self.linear_operator, self.system = network, linear_operator, system
         self.network_sees_conditions = network_sees_conditions
         self.network_dtype = None if network is None else next(network.parameters()).dtype
-        self.compiled_network = self.compiled_step = self.compiled_rollout_step = None
-        self.network_for_compiler = None  # what the compiled functions trace (see compile)
-        self.compiled_column_steps = {}  # (steps, rows) -> a CheckedCompiled of column_steps
+        self._forget_compiled()
+        # Moved, cast or loaded anew, a step makes its compiled functions again at the next compile().
+        self.register_load_state_dict_post_hook(_forget_compiled)
         for name, value in (("input_mean", input_mean), ("input_scale", input_scale),
                             ("output_scale", output_scale)):
             self.register_buffer(name, value)
@@ -644,6 +648,17 @@ class HybridStep(nn.Module):
             np.ascontiguousarray(integrator.slope_matrix(linear_operator, dt).T))
         # Not in the state dict: it follows from the system, the integrator and dt.
         self.register_buffer("slope_matrix_t", slope_t, persistent=False)
+
+    def _forget_compiled(self):
+        for name in ("compiled_network", "compiled_step", "compiled_rollout_step",
+                     "network_for_compiler"):  # the last: what the compiled functions trace
+            object.__setattr__(self, name, None)
+        self.compiled_column_steps = {}  # (steps, rows) -> a CheckedCompiled of column_steps
+
+    def _apply(self, *args, **kwargs):
+        module = super()._apply(*args, **kwargs)
+        self._forget_compiled()
+        return module
 
     def with_network(self, network, input_mean, input_scale, output_scale):
         """This base step corrected by ``network`` with its standardisation (a new module;
@@ -763,3 +778,8 @@ class HybridStep(nn.Module):
     def forward(self, u, conditions=None):
         # The compiled step fuses the base slope's arithmetic with the network.
         return (self.compiled_step or self.step)(u, conditions)
+
+
+def _forget_compiled(step, incompatible_keys):
+    """``load_state_dict``'s post-hook of a :class:`HybridStep`."""
+    step._forget_compiled()

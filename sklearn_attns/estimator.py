@@ -587,9 +587,6 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                           "its training loss says nothing of its error elsewhere; lower degree or give more "
                           "trajectories.", UserWarning, stacklevel=3)
         loss = fit_least_squares(step, samples, loss_scale=samples.loss_scale)
-        if not np.isfinite(loss):
-            raise ValueError(f"the least-squares fit's training loss is {loss}: the monomials of degree="
-                             f"{self.degree} of the standardised training inputs overflow; lower degree.")
         step.network.eval()
         fitted.update(loss_curve_=[*fitted["loss_curve_"], loss], n_iter_=fitted["n_iter_"] + 1,
                       best_loss_=loss)

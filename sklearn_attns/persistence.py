@@ -28,9 +28,10 @@ __all__ = ["save_model", "load_model"]
 
 FORMAT = "sklearn-attns-model"
 # Version 2 stores the parameters that shaped the fitted model (``model_params_``); version 3
-# adds ``substeps`` (a version-2 file is read as one substep).
-VERSION = 3
-_READABLE_VERSIONS = (2, 3)
+# adds ``substeps`` (a version-2 file is read as one substep), version 4 ``degree`` (an earlier
+# file has no polynomial correction: its ``degree`` is the default).
+VERSION = 4
+_READABLE_VERSIONS = (2, 3, 4)
 _FITTED_LISTS = ("loss_curve_", "validation_scores_")
 _BUILTIN_SYSTEMS = ("SpringMass", "ParametricSpringMass", "ElasticPendulum", "KLinkPendulum", "Burgers",
                     "FitzHughNagumo", "GrayScott")
@@ -207,12 +208,17 @@ def _read_archive(path):
 
 
 def _upgrade(metadata):
-    """Bring a version-2 file's metadata to the current version: it predates ``substeps``."""
-    if metadata["version"] == 2:
+    """Bring an earlier file's metadata to the current version: version 2 predates
+    ``substeps`` (one substep), versions 2 and 3 predate ``degree`` (the default; only a
+    polynomial's ``model_params_`` holds it)."""
+    version = metadata["version"]
+    if version == 2:
         for params in (metadata.get("params"), (metadata.get("fitted") or {}).get("model_params_")):
             if isinstance(params, dict):
                 params.setdefault("substeps", 1)
-        metadata["version"] = VERSION
+    if version in (2, 3) and isinstance(metadata.get("params"), dict):
+        metadata["params"].setdefault("degree", HybridSolverRegressor().degree)
+    metadata["version"] = VERSION
 
 
 def _members(archive):

@@ -269,8 +269,8 @@ def train_epochs(step, data, *, loss_scale, max_epochs, batch_size, learning_rat
 def fit_least_squares(step, data, *, loss_scale, block_rows=4096):
     """Fit ``step``'s :class:`~sklearn_attns.corrections.Polynomial` to the teacher-forced
     pairs of ``data`` (a :class:`TeacherForcedData`) by linear least squares; return the
-    training loss it reaches, the minimum of ``TeacherForcedData.batch_loss`` over the
-    coefficients.
+    training loss it reaches: the minimum of ``TeacherForcedData.batch_loss`` over the
+    coefficients, up to their rounding to the network's dtype.
 
     For an additive correction (``delta`` is the network's output times ``output_scale``)
     each output's part of the loss is, up to a constant factor, the squared error of the
@@ -285,9 +285,10 @@ def fit_least_squares(step, data, *, loss_scale, block_rows=4096):
     """
     network = step.network
     if not step.correction.additive:
+        name = getattr(step.correction, "base", step.correction).name  # without with_state's "+u"
         raise ValueError(f"module='polynomial' is fitted by least squares, which needs a correction that "
-                         f"adds its network's output to the step; correction={step.correction.name!r} "
-                         "multiplies it (use 'attns', or module='mlp').")
+                         f"adds its network's output to the step; correction={name!r} multiplies it (use "
+                         "'attns', or module='mlp').")
     triangle = None
     with torch.no_grad():
         for part in _chunks(len(data), max(block_rows, 2 * network.n_terms)):
@@ -296,6 +297,9 @@ def fit_least_squares(step, data, *, loss_scale, block_rows=4096):
                                data.residual[part] / step.output_scale], 1)
             stacked = block if triangle is None else torch.cat([triangle, block])
             triangle = torch.linalg.qr(stacked, mode="r").R
+        if not torch.isfinite(triangle).all():
+            raise ValueError(f"the monomials of degree={network.degree} of the standardised training inputs "
+                             "overflow (values far out in the tails of the training steps); lower degree.")
         triangle = triangle.cpu()
         n_terms = network.n_terms
         solution = torch.linalg.lstsq(triangle[:, :n_terms], triangle[:, n_terms:], driver="gelsd").solution

@@ -192,6 +192,38 @@ def test_fewer_steps_than_terms_warns():
         polynomial_solver(degree=6).fit(X_TRAIN)     # comb(4 + 6, 6) = 210 terms, 40 x 5 steps
 
 
+def test_monomials_that_overflow_are_a_clear_error():
+    """A one-state decay seen by NeurVec: 401 terms at degree 400, and one state far out in
+    the tails (some 14 standard deviations of 200) whose power 400 overflows float64."""
+    from sklearn_attns.systems import ODESystem
+
+    decay = ODESystem(rhs=lambda u: -u, n_state=1)
+    X = np.random.RandomState(0).uniform(0.5, 1.5, (200, 1, 1)) * np.exp(-0.2 * np.arange(2))[:, None]
+    X[0] *= 1e6
+    solver = NeurVecSolver(system=decay, dt=0.2, module="polynomial", degree=400, dtype="float64",
+                           device="cpu")
+    with raises_named("degree") as info:
+        solver.fit(X)
+    assert "overflow" in str(info.value) and not hasattr(solver, "model_")
+
+
+def test_a_moved_or_reloaded_step_forgets_its_compiled_form():
+    """The compiled form is a snapshot of the coefficients: loading other weights or moving
+    the step drops it (and the compiled functions), so stepping follows the new weights."""
+    first = polynomial_solver().fit(X_TRAIN).model_
+    other = polynomial_solver().fit(X_TRAIN + 1e-3 * np.sin(X_TRAIN)).model_
+    first.compile()
+    assert first.network_for_compiler is not None
+    first.load_state_dict(other.state_dict())
+    assert first.network_for_compiler is None and first.compiled_step is None
+    u = torch.as_tensor(X_TEST[:, 0])
+    with torch.no_grad():
+        torch.testing.assert_close(first.step(u), other.step(u), rtol=0, atol=0)
+    first.compile()
+    first.to(torch.float64)
+    assert first.network_for_compiler is None and first.compiled_column_steps == {}
+
+
 def test_the_term_limit_names_the_count():
     assert math.comb(4 + 16, 16) < MAX_POLYNOMIAL_TERMS < math.comb(4 + 17, 17)
     with pytest.raises(ValueError, match=f"{math.comb(21, 17)} terms"):

@@ -117,13 +117,24 @@ def test_a_file_of_format_version_2_loads_as_one_substep(model):
     """Version 2 predates ``substeps``: such a file is the same model with one substep."""
     estimator, saved, expected = model
     metadata, arrays = read_archive(saved)
-    assert metadata["version"] == 3 and metadata["params"]["substeps"] == 1
+    assert metadata["version"] == 4 and metadata["params"]["substeps"] == 1
     del metadata["params"]["substeps"], metadata["fitted"]["model_params_"]["substeps"]
+    del metadata["params"]["degree"]
     loaded = load_bytes(write_archive(dict(metadata, version=2), arrays))
     assert loaded.substeps == 1 and loaded.model_params_ == estimator.model_params_
     np.testing.assert_array_equal(predictions(loaded), expected)
-    with pytest.raises(ValueError, match="missing keys"):  # a version-3 file must have them
+    with pytest.raises(ValueError, match="missing keys"):  # a version-4 file must have them
         load_bytes(write_archive(metadata, arrays))
+
+
+def test_a_file_of_format_version_3_loads_with_the_default_degree(model):
+    """Version 3 predates ``degree`` (and polynomial corrections): its estimator has the default."""
+    estimator, saved, expected = model
+    metadata, arrays = read_archive(saved)
+    del metadata["params"]["degree"]
+    loaded = load_bytes(write_archive(dict(metadata, version=3), arrays))
+    assert loaded.degree == HybridSolverRegressor().degree and loaded.model_params_ == estimator.model_params_
+    np.testing.assert_array_equal(predictions(loaded), expected)
 
 
 def test_round_trip_of_a_user_system_needs_it_back(model):
