@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ._torch_stepping import CheckedCompiled, transposed_rhs
+from ._validation import check_count
 from .rhs_adapter import NumpyRHS
 
 __all__ = ["CORRECTIONS", "ACTIVATIONS", "MODULES", "get_correction", "with_state", "build_network",
@@ -572,15 +573,14 @@ def _build_conv(n_features, depth, width, activation, skip_connection, layout, k
 
 
 def _build_polynomial(n_features, n_outputs, degree):
-    if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 1:
-        raise ValueError(f"degree must be an int >= 1, got {degree!r}.")
+    degree = check_count(degree, "degree")
     n_terms = math.comb(n_features + degree, degree)
     if n_terms > MAX_POLYNOMIAL_TERMS:
         raise ValueError(f"module='polynomial' of degree={degree} in {n_features} inputs has {n_terms} "
                          f"terms, more than the {MAX_POLYNOMIAL_TERMS} its least-squares fit allows; lower "
                          "degree, or use module='mlp' (the inputs are the correction's features, the state "
                          "with state_input, and the conditioning).")
-    return Polynomial(n_features, n_outputs, int(degree))
+    return Polynomial(n_features, n_outputs, degree)
 
 
 def cpu_block_rows(network, threads=None):
@@ -692,13 +692,18 @@ class HybridStep(nn.Module):
         conditioning = conditions.features(self.system)
         return features if conditioning is None else torch.cat([features, conditioning.to(features.dtype)], 1)
 
+    def standardised_input(self, u, slope, conditions=None):
+        """:meth:`network_input` standardised by the fitted ``input_mean`` and ``input_scale``
+        (float64): what the network reads, before the cast to its dtype."""
+        return (self.network_input(u, slope, conditions) - self.input_mean) / self.input_scale
+
     def correction_delta(self, u, slope, conditions=None, network=None):
         """``delta`` for states ``u`` with base slopes ``slope`` (compiled network if any)."""
         if self.network is None:
             return torch.zeros_like(u)
         network = network or self.compiled_network or self.network
         # Scaling happens in float64 (states of any magnitude), the network in its own dtype.
-        z = (self.network_input(u, slope, conditions) - self.input_mean) / self.input_scale
+        z = self.standardised_input(u, slope, conditions)
         output = network(z.to(self.network_dtype)) * self.output_scale
         return self.correction.delta(output.to(u.dtype), slope, self.dt)
 

@@ -523,8 +523,14 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             "validation_scores_": [] if validation is not None else None,
             "n_iter_": self.n_iter_ if warm else 0, "best_loss_": None, "best_validation_score_": None,
         }
+        validation_score = None
+        if validation is not None:
+            def validation_score():
+                rows = self._rollout_batch(device, n_state, max(validation.lengths) // stride + 1)
+                return -_rollout_error(step, validation, stride, rows, device)
+
         if least_squares:
-            return self._fit_least_squares(step, samples, validation, fitted)
+            return self._fit_least_squares(step, samples, validation_score, fitted)
         if not config.correction.uses_network or max_epochs == 0:
             self._set_fitted(fitted)
             return self
@@ -539,12 +545,6 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
             fitted["n_iter_"] += 1
             if score is not None:
                 fitted["validation_scores_"].append(score)
-
-        validation_score = None
-        if validation is not None:
-            def validation_score():
-                rows = self._rollout_batch(device, n_state, max(validation.lengths) // stride + 1)
-                return -_rollout_error(step, validation, stride, rows, device)
 
         if self.compile:
             step.compile()
@@ -578,7 +578,7 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
                           stacklevel=2)
         return self
 
-    def _fit_least_squares(self, step, samples, validation, fitted):
+    def _fit_least_squares(self, step, samples, validation_score, fitted):
         """``module="polynomial"``: one least-squares solve, logged as one epoch."""
         start = time.perf_counter()
         if len(samples) < step.network.n_terms:
@@ -591,10 +591,8 @@ class HybridSolverRegressor(RegressorMixin, BaseEstimator):
         fitted.update(loss_curve_=[*fitted["loss_curve_"], loss], n_iter_=fitted["n_iter_"] + 1,
                       best_loss_=loss)
         said = f"least squares ({step.network.n_terms} terms, {len(samples)} steps): loss {loss:.4g}"
-        if validation is not None:
-            device, stride, n_state = fitted["device_"], fitted["stride_"], fitted["n_features_in_"]
-            rows = self._rollout_batch(device, n_state, max(validation.lengths) // stride + 1)
-            score = -_rollout_error(step, validation, stride, rows, device)
+        if validation_score is not None:
+            score = validation_score()
             fitted.update(validation_scores_=[score], best_validation_score_=score, best_loss_=None)
             said += f", validation score {score:.4g}"
         if self.verbose:

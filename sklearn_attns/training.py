@@ -292,9 +292,8 @@ def fit_least_squares(step, data, *, loss_scale, block_rows=4096):
     triangle = None
     with torch.no_grad():
         for part in _chunks(len(data), max(block_rows, 2 * network.n_terms)):
-            features = step.network_input(data.u[part], data.slope[part], data._conditions(part))
-            block = torch.cat([network.monomials((features - step.input_mean) / step.input_scale),
-                               data.residual[part] / step.output_scale], 1)
+            z = step.standardised_input(data.u[part], data.slope[part], data._conditions(part))
+            block = torch.cat([network.monomials(z), data.residual[part] / step.output_scale], 1)
             stacked = block if triangle is None else torch.cat([triangle, block])
             triangle = torch.linalg.qr(stacked, mode="r").R
         if not torch.isfinite(triangle).all():
